@@ -1,0 +1,18 @@
+-- Database, user and grants of the application. Run as root with the session variables
+-- @app_db, @app_user and @app_password set first (the caller feeds them on stdin, never on a
+-- command line). Idempotent: MySQL 8 and MariaDB both accept it.
+set @sql = concat('create database if not exists `', @app_db,
+                  '` character set utf8mb4 collate utf8mb4_unicode_ci');
+prepare statement from @sql; execute statement; deallocate prepare statement;
+
+set @sql = concat('create user if not exists ''', @app_user, '''@''%'' identified by ''', @app_password, '''');
+prepare statement from @sql; execute statement; deallocate prepare statement;
+
+set @sql = concat('alter user ''', @app_user, '''@''%'' identified by ''', @app_password, '''');
+prepare statement from @sql; execute statement; deallocate prepare statement;
+
+-- All privileges on its own database: create, alter, drop and rename tables (atomic swaps).
+set @sql = concat('grant all privileges on `', @app_db, '`.* to ''', @app_user, '''@''%''');
+prepare statement from @sql; execute statement; deallocate prepare statement;
+
+flush privileges;

@@ -1,0 +1,71 @@
+-- The shop's source tables. Run by psql connected to the application database as a
+-- superuser; creates only what is missing, so it can run on every start.
+\getenv app_user POSTGRESQL_APP_USER
+\getenv app_schema POSTGRESQL_APP_SCHEMA
+
+select format('create schema if not exists %I authorization %I', :'app_schema', :'app_user')
+\gexec
+select format('set search_path to %I', :'app_schema')
+\gexec
+
+create table if not exists product_categories (
+    category_id        serial primary key,
+    name               varchar(100) not null,
+    parent_category_id integer references product_categories (category_id)
+);
+
+create table if not exists users (
+    user_id           serial primary key,
+    first_name        varchar(100) not null,
+    last_name         varchar(100) not null,
+    email             varchar(255) not null unique,
+    phone             varchar(50),
+    registration_date timestamp not null,
+    loyalty_status    varchar(10) check (loyalty_status in ('Gold', 'Silver', 'Bronze'))
+);
+
+create table if not exists products (
+    product_id     serial primary key,
+    name           varchar(255) not null,
+    description    varchar(1000),
+    category_id    integer references product_categories (category_id),
+    price          numeric(10, 2) not null check (price >= 0),
+    stock_quantity integer not null check (stock_quantity >= 0),
+    creation_date  timestamp not null
+);
+
+create table if not exists orders (
+    order_id      serial primary key,
+    user_id       integer not null references users (user_id),
+    order_date    timestamp not null,
+    total_amount  numeric(10, 2) not null,
+    status        varchar(20) not null,
+    delivery_date timestamp
+);
+
+create table if not exists order_details (
+    order_detail_id serial primary key,
+    order_id        integer not null references orders (order_id),
+    product_id      integer not null references products (product_id),
+    quantity        integer not null check (quantity > 0),
+    price_per_unit  numeric(10, 2) not null,
+    total_price     numeric(10, 2) not null
+);
+
+create index if not exists orders_user_id_idx on orders (user_id);
+create index if not exists order_details_order_id_idx on order_details (order_id);
+create index if not exists order_details_product_id_idx on order_details (product_id);
+
+-- The app user owns what it works with: tables, their sequences, and anything it creates.
+select format('alter table %I.%I owner to %I', schemaname, tablename, :'app_user')
+from pg_tables where schemaname = :'app_schema' and tableowner <> :'app_user'
+\gexec
+select format('alter sequence %I.%I owner to %I', sequence_schema, sequence_name, :'app_user')
+from information_schema.sequences s
+join pg_class c on c.relname = s.sequence_name
+where sequence_schema = :'app_schema' and pg_get_userbyid(c.relowner) <> :'app_user'
+\gexec
+select format('grant all on schema %I to %I', :'app_schema', :'app_user')
+\gexec
+select format('alter role %I set search_path to %I, public', :'app_user', :'app_schema')
+\gexec

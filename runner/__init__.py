@@ -1,0 +1,1 @@
+"""A thin PySpark runner for ordered, versioned SQL files: validate, plan, run, publish."""
