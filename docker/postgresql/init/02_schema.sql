@@ -67,5 +67,3 @@ where sequence_schema = :'app_schema' and pg_get_userbyid(c.relowner) <> :'app_u
 \gexec
 select format('grant all on schema %I to %I', :'app_schema', :'app_user')
 \gexec
-select format('alter role %I set search_path to %I, public', :'app_user', :'app_schema')
-\gexec
