@@ -1,0 +1,124 @@
+"""One Airflow DAG per SQL pipeline directory under sql/; a new directory is a new DAG.
+
+The DAG id is the directory name and its only task submits the runner with that name. The
+schedule comes from the directory's pipeline.toml: a cron expression or preset, or "assets" to run
+whenever the pipelines that write the tables it reads have published them (each task declares
+the tables it publishes as outlet Assets). DAGs start unpaused, one run at a time, no catch-up.
+
+An invalid pipeline keeps its DAG and schedule: its documentation lists what `runner validate`
+reports, and its runs fail at once with the runner's file:line message. A pipeline whose schedule
+itself is unusable gets an unscheduled DAG saying why, so it never hides the other pipelines.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+# The dag-processor puts only this folder on sys.path; the runner package sits at the project root.
+_HERE = Path(__file__).resolve().parent
+for _path in (str(_HERE), str(_HERE.parent)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from airflow.sdk import DAG  # noqa: E402
+
+from pipeline_lineage import doc_md, reads, table_asset, writes  # noqa: E402
+from runner.pipeline import load_pipeline, pipeline_names  # noqa: E402
+from runner_submit import RunnerSubmitOperator  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+START_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
+ASSETS = "assets"
+UNSCHEDULED = {"", "none", "manual"}
+
+
+def pipeline_dags() -> dict[str, DAG]:
+    """Every pipeline's DAG, by directory name."""
+    pipelines = {name: load_pipeline(name) for name in pipeline_names()}
+    producers = {table: name for name, pipeline in pipelines.items() for table in writes(pipeline)}
+    dags = {}
+    for name, pipeline in pipelines.items():
+        try:
+            dags[name] = pipeline_dag(pipeline, producers)
+        except Exception as error:  # one unschedulable pipeline must not take the others down
+            log.warning("pipeline %s cannot be scheduled: %s", name, _first_line(error))
+            dags[name] = unscheduled_dag(name, _first_line(error))
+    return dags
+
+
+def pipeline_dag(pipeline: Any, producers: dict[tuple[str, str], str]) -> DAG:
+    """The DAG of one loaded pipeline; `producers` maps each published table to its pipeline."""
+    settings = pipeline.settings
+    schedule: Any = _schedule(settings.schedule)
+    if schedule == ASSETS:
+        upstream = [table for table in reads(pipeline) if producers.get(table, pipeline.name) != pipeline.name]
+        schedule = _assets(upstream)
+        if not schedule:
+            raise ValueError(
+                f"sql/{pipeline.name}/pipeline.toml: schedule = \"assets\" but no other pipeline writes the "
+                f"tables it reads ({', '.join(f'{c}.{t}' for c, t in reads(pipeline)) or 'none'})")
+    tags = ["sql", settings.source, settings.target] + (["invalid"] if pipeline.all_problems() else [])
+    with DAG(
+        dag_id=pipeline.name,
+        description=settings.description or None,
+        doc_md=doc_md(pipeline),
+        schedule=schedule,
+        tags=tags,
+        **_common(),
+    ) as dag:
+        RunnerSubmitOperator(
+            task_id="run",
+            pipeline=pipeline.name,
+            inlets=_assets(reads(pipeline)),
+            outlets=_assets(writes(pipeline)),
+        )
+    return dag
+
+
+def unscheduled_dag(name: str, error: str) -> DAG:
+    """An unscheduled DAG for a pipeline whose schedule is unusable, showing why in its documentation."""
+    description = f"cannot be scheduled: {error}"
+    with DAG(
+        dag_id=name,
+        description=description[:200],
+        doc_md=f"# {name}\n\n**This pipeline cannot be scheduled**:\n\n```\n{error}\n```\n\n"
+               f"Fix `sql/{name}/pipeline.toml`; until then the DAG runs only when triggered.",
+        schedule=None,
+        tags=["sql", "invalid"],
+        **_common(),
+    ) as dag:
+        RunnerSubmitOperator(task_id="run", pipeline=name)
+    return dag
+
+
+def _assets(tables: list[tuple[str, str]]) -> list[Any]:
+    return [asset for asset in map(table_asset, tables) if asset is not None]
+
+
+def _common() -> dict[str, Any]:
+    return {
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "is_paused_upon_creation": False,
+        "dagrun_timeout": timedelta(hours=2),
+    }
+
+
+def _schedule(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return None if value.lower() in UNSCHEDULED else value
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+for _dag_id, _dag in pipeline_dags().items():
+    globals()[_dag_id] = _dag

@@ -1,0 +1,134 @@
+"""The one task of every pipeline DAG: spark-submit the runner with the pipeline's directory name.
+
+The runner's exit code decides what Airflow does with a failure: 3 (a database or broker is
+unreachable) is transient and retried with exponential backoff; 1 (the run failed) and 2 (invalid
+pipeline) would fail the same way again, so the task fails at once. Either way the task log ends
+with the runner's one-line cause.
+
+Example:
+    >>> task = RunnerSubmitOperator(pipeline="marts", task_id="run")   # inside a DAG
+    >>> task.application_args
+    ['run', 'marts']
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+ROOT = Path(__file__).resolve().parent.parent
+RUNNER_ENTRY = ROOT / "runner" / "__main__.py"
+
+# Runner exit codes (see the runner contract).
+RUN_FAILED, INVALID_PIPELINE, UNREACHABLE = 1, 2, 3
+NOT_RETRIED = {RUN_FAILED: "the run failed", INVALID_PIPELINE: "the pipeline is invalid"}
+
+# Transient failures: 30s, 60s, 120s, then give up (at most 10 minutes apart).
+RETRIES = {
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+_RETURN_CODE = re.compile(r"Error code is: (-?\d+)")
+# Lines of the JVM's own logging (log4j's default pattern, structured JSON logging) and of
+# Python tracebacks, which never hold the runner's cause.
+_NOISE = re.compile(
+    r"^(\d{2,4}[/-]\d{2}[/-]\d{2}[ T]\d{2}:\d{2}:\d{2}\S*\s+(TRACE|DEBUG|INFO|WARN|WARNING)\b"
+    r"|\{\"ts\"|Traceback |\s|\^|~|Setting default log level|To adjust logging level"
+    r"|WARNING: Using incubator|Using Spark's default log4j)"
+)
+
+
+def spark_jars(jars_dir: str | None = None) -> str | None:
+    """The jar files in SPARK_JARS_DIR (relative to the project root) as spark-submit's comma list.
+
+    Passing them with --jars puts the JDBC drivers and the Kafka connector on the driver's
+    classpath as well as the executors'.
+    """
+    directory = Path(jars_dir or os.environ.get("SPARK_JARS_DIR") or _config("SPARK_JARS_DIR", ".state/jars/spark"))
+    if not directory.is_absolute():
+        directory = ROOT / directory
+    jars = sorted(str(jar) for jar in directory.glob("*.jar"))
+    return ",".join(jars) or None
+
+
+def runner_cause(output: str) -> str | None:
+    """The runner's one-line cause in spark-submit's output: its last line that is not log noise.
+
+    Example:
+        >>> runner_cause("26/01/01 10:00:00 INFO SparkContext: Running Spark\\n"
+        ...              "sql/marts/020_x.sql:7: unknown column 'x'\\n"
+        ...              "26/01/01 10:00:01 INFO ShutdownHookManager: Shutdown hook called")
+        "sql/marts/020_x.sql:7: unknown column 'x'"
+    """
+    for line in reversed(output.splitlines()):
+        if line.strip() and not _NOISE.match(line):
+            return line.strip()
+    return None
+
+
+def return_code(error: BaseException) -> int | None:
+    """spark-submit's exit code (the runner's, in client mode) from the Spark hook's exception."""
+    match = _RETURN_CODE.search(str(error))
+    return int(match.group(1)) if match else None
+
+
+class RunnerSubmitOperator(SparkSubmitOperator):
+    """spark-submit `runner/__main__.py run <pipeline>` on the `spark_default` connection's master.
+
+    No credentials travel as arguments: the runner reads them from the environment and `.env`,
+    which the spark-submit child inherits.
+    """
+
+    def __init__(self, *, pipeline: str, conn_id: str = "spark_default", **kwargs: Any) -> None:
+        python = os.environ.get("PYSPARK_PYTHON", sys.executable)
+        # pyspark's own spark-submit beside this Python, whatever PATH the worker has.
+        spark_submit = Path(sys.executable).parent / "spark-submit"
+        if spark_submit.exists():
+            kwargs.setdefault("spark_binary", str(spark_submit))
+        kwargs = {**RETRIES, **kwargs}
+        super().__init__(
+            application=str(RUNNER_ENTRY),
+            application_args=["run", pipeline],
+            conn_id=conn_id,
+            jars=spark_jars(),
+            name=f"runner-{pipeline}",
+            env_vars={
+                "PYSPARK_PYTHON": python,
+                "PYSPARK_DRIVER_PYTHON": python,
+                # The runner package lives at the project root, next to the entry file's folder.
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            },
+            **kwargs,
+        )
+        self.pipeline = pipeline
+
+    def execute(self, context: Any) -> None:
+        try:
+            super().execute(context)
+        except AirflowException as error:
+            code = return_code(error)
+            cause = runner_cause(str(error).partition("Last spark-submit output:")[2]) or str(error).splitlines()[0]
+            if code in NOT_RETRIED:
+                self.log.error("runner exited %s (%s, not retried): %s", code, NOT_RETRIED[code], cause)
+                raise AirflowFailException(cause) from None
+            self.log.error("runner exited %s (transient, retried with backoff): %s", code, cause)
+            raise AirflowException(cause) from None
+
+
+def _config(key: str, default: str) -> str:
+    """A value from the platform's configuration (.env), or `default` if the runner is absent."""
+    try:
+        from runner import config
+    except ImportError:
+        return default
+    return config.env(key, default)

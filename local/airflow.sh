@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Local Airflow 3: `airflow standalone` (api-server with the UI and REST API on AIRFLOW_PORT,
+# scheduler with the LocalExecutor, dag-processor, triggerer) in its own process group, with its
+# metadata in the local PostgreSQL (database AIRFLOW_DB) and its home, logs and PID under .state.
+#   local/airflow.sh start     create the metadata database if missing, start, wait until healthy
+#   local/airflow.sh stop      stop the whole process group (tasks and their spark-submit included)
+#   local/airflow.sh status    which process runs and what /api/v2/monitor/health says
+#   local/airflow.sh trigger DAG   start a run of DAG now through the REST API (prints the run id)
+# Everything comes from .env; the environment wins. No secret appears on a command line.
+source "$(dirname "$0")/lib.sh"
+
+export AIRFLOW_HOME="$STATE/airflow"
+AIRFLOW_DB_USER="${AIRFLOW_DB_USER:-airflow_user}"
+AIRFLOW_DB_PASSWORD="${AIRFLOW_DB_PASSWORD:-airflow_pass}"
+AIRFLOW_URL="http://localhost:$AIRFLOW_PORT"
+START_TIMEOUT="${AIRFLOW_START_TIMEOUT:-240}"
+
+# The metadata database and its owner, created through the superuser's Unix socket (peer
+# authentication). The password travels on stdin, never on a command line.
+create_metadata_db() {
+  pg_superuser_psql -d postgres <<SQL
+\\set role '${AIRFLOW_DB_USER//\'/\'\'}'
+\\set pass '${AIRFLOW_DB_PASSWORD//\'/\'\'}'
+\\set db '${AIRFLOW_DB//\'/\'\'}'
+SELECT format('CREATE ROLE %I LOGIN', :'role')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
+SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'role', :'pass') \\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec
+SQL
+}
+
+# Airflow's configuration as environment variables, printed as `export` lines for eval. Built in
+# Python so that passwords and JSON are quoted correctly whatever they contain.
+airflow_environment() {
+  "$PY" - <<'PY'
+import json, os, secrets, shlex
+from pathlib import Path
+from urllib.parse import quote
+
+e = os.environ
+home = Path(e["AIRFLOW_HOME"])
+root = Path(e["ROOT"])
+
+
+def secret(name: str) -> str:
+    """A random value made once and kept in AIRFLOW_HOME, so every component and restart agree."""
+    path = home / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+users = f"{e['AIRFLOW_ADMIN_USER']}:admin"
+config = {
+    "AIRFLOW_HOME": str(home),
+    "PATH": f"{root / '.venv/bin'}:{e['PATH']}",  # `airflow` and `spark-submit` of the venv
+    "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    # The LocalExecutor starts `parallelism` worker processes (32 by default): sized for 2 cores.
+    "AIRFLOW__CORE__PARALLELISM": e.get("AIRFLOW_PARALLELISM", "3"),
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": users,
+    "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+    "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{e['AIRFLOW_PORT']}/execution/",
+    "AIRFLOW__CORE__FERNET_KEY": e.get("AIRFLOW__CORE__FERNET_KEY") or secret("fernet.key"),
+    "AIRFLOW__API__HOST": e.get("AIRFLOW_HOST", "127.0.0.1"),
+    "AIRFLOW__API__PORT": e["AIRFLOW_PORT"],
+    "AIRFLOW__API__BASE_URL": f"http://localhost:{e['AIRFLOW_PORT']}",
+    "AIRFLOW__API__WORKERS": "1",
+    "AIRFLOW__API_AUTH__JWT_SECRET": secret("jwt.secret"),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
+        f"postgresql+psycopg2://{quote(e['AIRFLOW_DB_USER'], safe='')}:{quote(e['AIRFLOW_DB_PASSWORD'], safe='')}"
+        f"@{e['POSTGRESQL_APP_HOST']}:{e['POSTGRESQL_APP_PORT']}/{e['AIRFLOW_DB']}"),
+    "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+    # Connections: the JSON form (an unescaped `spark://local[*]` URI would not parse and the
+    # Spark hook would silently fall back to yarn).
+    "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": e["SPARK_MASTER_URL"]}),
+    "AIRFLOW_CONN_POSTGRESQL": json.dumps({
+        "conn_type": "postgres", "host": e["POSTGRESQL_APP_HOST"], "port": int(e["POSTGRESQL_APP_PORT"]),
+        "schema": e["POSTGRESQL_APP_DB"], "login": e["POSTGRESQL_APP_USER"],
+        "password": e["POSTGRESQL_APP_PASSWORD"],
+        "extra": {"options": f"-c search_path={e['POSTGRESQL_APP_SCHEMA']}"}}),
+    "AIRFLOW_CONN_MYSQL": json.dumps({
+        "conn_type": "mysql", "host": e["MYSQL_APP_HOST"], "port": int(e["MYSQL_APP_PORT"]),
+        "schema": e["MYSQL_APP_DB"], "login": e["MYSQL_APP_USER"], "password": e["MYSQL_APP_PASSWORD"]}),
+}
+# The simple auth manager reads the admin's password from this file; writing it before start
+# keeps Airflow from generating a random one.
+passwords = home / "passwords.json"
+passwords.write_text(json.dumps({e["AIRFLOW_ADMIN_USER"]: e["AIRFLOW_ADMIN_PASSWORD"]}) + "\n")
+passwords.chmod(0o600)
+for key, value in config.items():
+    print(f"export {key}={shlex.quote(value)}")
+PY
+}
+
+# The health endpoint's verdict: prints each component's status; succeeds when all are healthy.
+health() {
+  "$PY" - "$AIRFLOW_URL/api/v2/monitor/health" <<'PY'
+import json, sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as response:
+        report = json.load(response)
+except Exception as error:
+    print(f"no answer from {sys.argv[1]}: {error}")
+    sys.exit(1)
+states = {name: (part or {}).get("status") for name, part in report.items()}
+print(", ".join(f"{name} {state}" for name, state in states.items()))
+sys.exit(0 if states and all(state == "healthy" for state in states.values()) else 1)
+PY
+}
+
+start() {
+  local started=$SECONDS
+  mkdir -p "$AIRFLOW_HOME" "$LOGS" "$PIDS"
+  port_open "$POSTGRESQL_APP_HOST" "$POSTGRESQL_APP_PORT" \
+    || die "airflow: PostgreSQL is not answering on $POSTGRESQL_APP_HOST:$POSTGRESQL_APP_PORT; run 'make up' first"
+  export ROOT AIRFLOW_DB_USER AIRFLOW_DB_PASSWORD
+  create_metadata_db
+  local environment; environment="$(airflow_environment)"
+  eval "$environment"
+  if ! pid_alive airflow; then
+    # `airflow standalone` migrates the metadata database, then starts the four components.
+    start_service airflow 127.0.0.1 "$AIRFLOW_PORT" airflow standalone
+  else
+    echo "airflow: already running (pid $(cat "$PIDS/airflow.pid"), $AIRFLOW_URL)"
+  fi
+  local deadline=$((SECONDS + START_TIMEOUT)) verdict=""
+  until verdict="$(health)"; do
+    if ! pid_alive airflow; then
+      echo "error: airflow exited before it became healthy; last lines of .state/logs/airflow.log:" >&2
+      tail -n 30 "$LOGS/airflow.log" >&2 || true
+      exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      echo "error: airflow on $AIRFLOW_URL not healthy within ${START_TIMEOUT}s ($verdict); last lines of .state/logs/airflow.log:" >&2
+      tail -n 30 "$LOGS/airflow.log" >&2 || true
+      exit 1
+    fi
+    sleep 1
+  done
+  say "airflow healthy in $((SECONDS - started))s: UI $AIRFLOW_URL (user $AIRFLOW_ADMIN_USER, password in .env), log .state/logs/airflow.log"
+}
+
+stop() {
+  [ -f "$PIDS/airflow.pid" ] || { echo "airflow: not running"; return 0; }
+  local group; group="$(cat "$PIDS/airflow.pid")"
+  # TERM to the whole process group: standalone, its four components, task workers, spark-submit.
+  stop_service airflow
+  # The components finish shutting down after standalone itself has gone: wait for the group.
+  for _ in $(seq 1 60); do kill -0 -- "-$group" 2>/dev/null || return 0; sleep 0.5; done
+  echo "airflow: process group $group still alive after 30s; killing it"
+  kill -KILL -- "-$group" 2>/dev/null || true
+}
+
+status() {
+  if pid_alive airflow; then
+    echo "airflow: running (pid $(cat "$PIDS/airflow.pid"), $AIRFLOW_URL)"
+    health || true
+  else
+    echo "airflow: stopped"
+  fi
+}
+
+# Start a run of a DAG now, through the REST API with a token for the admin user.
+trigger() {
+  local dag="${1:?usage: local/airflow.sh trigger DAG}"
+  AIRFLOW_URL="$AIRFLOW_URL" "$PY" - "$dag" <<'PY'
+import json, os, sys, urllib.request
+from urllib.error import HTTPError
+
+url, dag = os.environ["AIRFLOW_URL"], sys.argv[1]
+
+
+def call(method: str, path: str, body: dict, token: str = "") -> dict:
+    request = urllib.request.Request(f"{url}{path}", method=method, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+    except HTTPError as error:
+        sys.exit(f"error: {method} {url}{path}: HTTP {error.code} {error.read().decode()[:300]}")
+
+
+token = call("POST", "/auth/token", {"username": os.environ["AIRFLOW_ADMIN_USER"],
+                                     "password": os.environ["AIRFLOW_ADMIN_PASSWORD"]})["access_token"]
+run = call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None}, token)
+print(f"{dag}: triggered run {run['dag_run_id']} ({url}/dags/{dag}/runs/{run['dag_run_id']})")
+PY
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  status) status ;;
+  trigger) shift; trigger "$@" ;;
+  *) die "usage: local/airflow.sh start|stop|status|trigger DAG" ;;
+esac

@@ -1,0 +1,174 @@
+"""DAG integrity: the dags/ folder imports cleanly into one DAG per sql/ directory, each only
+submitting the runner, with no secret anywhere in what Airflow renders or runs.
+
+No server is needed: the DagBag parses the folder the way the dag-processor does, and the Spark
+hook builds its spark-submit command from the `spark_default` connection given as an
+environment variable (the JSON form local/airflow.sh sets).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner import config
+from runner.pipeline import pipeline_names
+
+ROOT = config.ROOT
+DAGS = ROOT / "dags"
+sys.path.insert(0, str(DAGS))
+
+from airflow.configuration import conf  # noqa: E402
+from airflow.dag_processing.dagbag import DagBag  # noqa: E402
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator  # noqa: E402
+from airflow.sdk import Asset  # noqa: E402
+from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
+
+import runner_submit  # noqa: E402
+from pipeline_lineage import writes  # noqa: E402
+from runner_submit import RunnerSubmitOperator, return_code, runner_cause  # noqa: E402
+
+SPARK_DEFAULT = json.dumps({"conn_type": "spark", "host": "local[*]"})
+
+
+@pytest.fixture(scope="module")
+def bag() -> DagBag:
+    return DagBag(dag_folder=str(DAGS))
+
+
+@pytest.fixture(autouse=True)
+def spark_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", SPARK_DEFAULT)
+
+
+def secrets() -> dict[str, str]:
+    """Every configured password or secret, by its .env key."""
+    return {key: value for key, value in config.all_values().items()
+            if value and ("PASSWORD" in key or "SECRET" in key)}
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    # Paths under the project root are not secrets, whatever the folder happens to be called.
+    text = text.replace(str(ROOT), "<root>")
+    for key, value in secrets().items():
+        assert value not in text, f"{where} contains the value of {key}"
+
+
+def test_dag_folder_imports_without_errors(bag: DagBag) -> None:
+    assert bag.import_errors == {}
+    duration = sum(stat.duration.total_seconds() for stat in bag.dagbag_stats)
+    # The dag-processor gives up on a file after dagbag_import_timeout; stay far below it.
+    limit = conf.getfloat("core", "dagbag_import_timeout")
+    assert duration < limit / 3, f"parsing dags/ took {duration:.1f}s, close to Airflow's {limit:.0f}s limit"
+
+
+def test_one_dag_per_sql_directory(bag: DagBag) -> None:
+    assert sorted(bag.dag_ids) == pipeline_names()
+    assert {"replicate", "marts", "stream"} <= set(bag.dag_ids)
+
+
+def test_every_task_submits_the_runner_with_its_directory_name(bag: DagBag) -> None:
+    for dag_id, dag in bag.dags.items():
+        assert len(dag.tasks) == 1, dag_id
+        task = dag.tasks[0]
+        assert isinstance(task, SparkSubmitOperator), dag_id
+        assert Path(task.application) == ROOT / "runner" / "__main__.py"
+        assert task.application_args == ["run", dag_id]
+        assert task._conn_id == "spark_default"
+        assert task.env_vars["PYSPARK_PYTHON"] == sys.executable
+
+
+def test_spark_submit_uses_the_connection_master_and_the_jars(bag: DagBag) -> None:
+    task = bag.dags["replicate"].tasks[0]
+    command = task._get_hook()._build_spark_submit_command(task.application)
+    assert command[command.index("--master") + 1] == "local[*]"
+    jars = runner_submit.spark_jars()
+    if jars:
+        assert command[command.index("--jars") + 1] == jars
+        assert all(jar.endswith(".jar") for jar in jars.split(","))
+    assert command[-3:] == [task.application, "run", "replicate"]
+
+
+def test_no_secret_in_rendered_templates_or_arguments(bag: DagBag) -> None:
+    assert secrets(), "no password in the configuration: the test would prove nothing"
+    for dag_id, dag in bag.dags.items():
+        task = dag.tasks[0]
+        task.render_template_fields(context={"dag": dag, "task": task}, jinja_env=dag.get_template_env())
+        for field in task.template_fields:
+            assert_no_secret(json.dumps(getattr(task, field, None), default=str), f"{dag_id}.{field}")
+        command = task._get_hook()._build_spark_submit_command(task.application)
+        assert_no_secret(" ".join(command), f"{dag_id}'s spark-submit command")
+        assert_no_secret(dag.doc_md or "", f"{dag_id}'s doc_md")
+
+
+def test_dags_run_by_themselves_one_at_a_time_without_catch_up(bag: DagBag) -> None:
+    for dag_id, dag in bag.dags.items():
+        assert dag.catchup is False, dag_id
+        assert dag.max_active_runs == 1, dag_id
+        assert dag.is_paused_upon_creation is False, dag_id
+
+
+def test_marts_runs_when_replicate_has_published_the_tables_it_reads(bag: DagBag) -> None:
+    replicate_outlets = {asset.uri for asset in bag.dags["replicate"].tasks[0].outlets}
+    marts_inputs = {asset.uri for asset in bag.dags["marts"].timetable.asset_condition.objects}
+    assert marts_inputs, "marts is not scheduled on any asset"
+    assert marts_inputs <= replicate_outlets
+    assert f"mysql://{config.env('MYSQL_APP_HOST')}:{config.env('MYSQL_APP_PORT')}/" \
+           f"{config.env('MYSQL_APP_DB')}/orders" in marts_inputs
+
+
+def test_schedules_come_from_pipeline_toml(bag: DagBag) -> None:
+    assert bag.dags["replicate"].timetable.expression == "0 0 * * *"
+    assert bag.dags["stream"].timetable.expression.startswith("*/")
+
+
+def test_outlets_are_the_tables_the_pipeline_publishes(bag: DagBag) -> None:
+    from runner.pipeline import load_pipeline
+
+    for dag_id, dag in bag.dags.items():
+        names = {asset.name for asset in dag.tasks[0].outlets if isinstance(asset, Asset)}
+        assert names == {f"{c}.{t}" for c, t in writes(load_pipeline(dag_id))}, dag_id
+
+
+def test_doc_md_lists_each_file_and_a_lineage_diagram(bag: DagBag) -> None:
+    doc = bag.dags["marts"].doc_md
+    assert "010_mart_user_activity.sql" in doc
+    assert "`mysql.mart_user_activity`" in doc
+    assert "```mermaid\nflowchart LR" in doc
+    assert "mysql_orders --> f_010_mart_user_activity" in doc
+
+
+def test_retries_back_off_exponentially(bag: DagBag) -> None:
+    task = bag.dags["replicate"].tasks[0]
+    assert task.retries >= 1
+    assert task.retry_exponential_backoff >= 2
+
+
+def test_exit_code_and_cause_are_read_from_the_hook_error() -> None:
+    error = AirflowException(
+        "Cannot execute: spark-submit --master local[*] runner/__main__.py run marts. Error code is: 2.\n"
+        "Last spark-submit output:\n"
+        "26/01/01 10:00:00 INFO SparkContext: Running Spark version 4.2.0\n"
+        "sql/marts/020_x.sql:7: unknown column 'x'\n"
+        "26/01/01 10:00:01 INFO ShutdownHookManager: Shutdown hook called\n"
+        "26/01/01 10:00:01 INFO ShutdownHookManager: Deleting directory /tmp/spark-1")
+    assert return_code(error) == 2
+    assert runner_cause(str(error).partition("Last spark-submit output:")[2]) == \
+        "sql/marts/020_x.sql:7: unknown column 'x'"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("exit_code", "expected"), [(2, AirflowFailException), (3, AirflowException)])
+def test_runner_exit_code_decides_whether_airflow_retries(tmp_path: Path, exit_code: int, expected: type) -> None:
+    """A real spark-submit of a stand-in application that fails the way the runner does."""
+    app = tmp_path / "fails.py"
+    app.write_text(f"import sys\nprint('sql/x/010_y.sql:3: the cause', file=sys.stderr)\nsys.exit({exit_code})\n")
+    task = RunnerSubmitOperator(task_id="run", pipeline="x")
+    task.application = str(app)
+    with pytest.raises(expected) as raised:
+        task.execute(context={})
+    assert str(raised.value) == "sql/x/010_y.sql:3: the cause"
+    assert isinstance(raised.value, AirflowFailException) == (exit_code == 2)
