@@ -1,0 +1,105 @@
+"""Command line: `python -m runner validate|plan|run`.
+
+Exit codes: 0 success; 1 the run failed; 2 invalid pipeline or usage; 3 a database or broker
+could not be reached (worth a retry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from runner.errors import InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
+from runner.pipeline import load_pipeline, pipeline_names
+from runner.plan import plan
+from runner.validate import validate
+
+log = logging.getLogger("runner")
+
+DESCRIPTION = """\
+Run ordered SQL files as a pipeline on one SparkSession.
+
+A pipeline is a directory under sql/ (or a path) holding pipeline.toml and NNN_name.sql files.
+Each file is one SELECT with a header of `-- key: value` lines (target, mode, keys).
+Credentials come from .env or the environment, never from arguments."""
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True, metavar="command")
+
+    v = commands.add_parser("validate", help="check pipelines without Spark or databases",
+                            description="Parse every SQL file with sqlglot (Spark dialect) and check the "
+                                        "settings, headers, file order and table references. Prints each "
+                                        "problem as path:line: message and exits 1 if there is any.")
+    v.add_argument("pipelines", nargs="*", help="pipeline names or paths (default: all under sql/)")
+
+    p = commands.add_parser("plan", help="show the files in order, what each reads and writes",
+                            description="Print the ordered files of a pipeline with the tables each reads, "
+                                        "where it writes and how, and the source tables a run registers.")
+    p.add_argument("pipeline", help="pipeline name (directory under sql/) or path")
+
+    r = commands.add_parser("run", help="run a pipeline and publish its results",
+                            description="Validate, then run every file on one SparkSession, check, and "
+                                        "publish all results at once (atomically per table). Logs rows and "
+                                        "seconds per file. Master from SPARK_MASTER_URL (default local[*]).")
+    r.add_argument("pipeline", help="pipeline name (directory under sql/) or path")
+    r.add_argument("--follow", action="store_true",
+                   help="keep running: drain again every --every seconds until stopped (for streams)")
+    r.add_argument("--every", type=float, default=10.0, metavar="SECONDS",
+                   help="pause between runs with --follow (default 10)")
+    r.add_argument("--workers", type=int, default=4, help="files run concurrently when independent (default 4)")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s runner  %(message)s", datefmt="%H:%M:%S"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return _validate(args.pipelines)
+        if args.command == "plan":
+            print(plan(load_pipeline(args.pipeline)))
+            return 0
+        return _run(args)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return InvalidPipeline.exit_code
+    except RunnerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was published", file=sys.stderr)
+        return 130
+    except Exception as error:  # anything unexpected still ends in one actionable line
+        code = Unreachable.exit_code if is_unreachable(error) else RunnerError.exit_code
+        print(f"error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+        return code
+
+
+def _validate(names: list[str]) -> int:
+    names = names or pipeline_names()
+    problems = [p for name in names for p in validate(load_pipeline(name))]
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {len(names)} pipeline(s)", file=sys.stderr)
+        return 1
+    print(f"{len(names)} pipeline(s) valid: {', '.join(names)}")
+    return 0
+
+
+def _run(args) -> int:
+    from runner.run import follow, run_pipeline
+
+    pipeline = load_pipeline(args.pipeline)
+    if args.follow:
+        follow(pipeline, args.every)
+    else:
+        run_pipeline(pipeline, max_workers=args.workers)
+    return 0

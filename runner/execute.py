@@ -1,0 +1,181 @@
+"""Run a pipeline's files on one SparkSession: register what each reads, run it, hand its result on.
+
+Files that do not depend on each other run concurrently (Spark runs concurrent jobs in one
+session); a file waits for the earlier files whose views or staged tables it reads. The same
+`transform` serves real runs and the SQL unit tests, which give it fixture DataFrames.
+
+Example:
+    >>> frame = transform(spark, load_sql_file(path), sources={"orders": orders_df}.__getitem__)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from runner.errors import RunnerError, spark_error_line
+from runner.pipeline import Pipeline, SqlFile
+
+log = logging.getLogger("runner")
+
+CHECK_ROWS_SHOWN = 5
+
+
+@dataclass
+class Outcome:
+    """What one file did."""
+
+    file: SqlFile
+    rows: int | None
+    seconds: float
+
+
+class CheckFailed(RunnerError):
+    """A data-quality check returned offending rows."""
+
+
+def view_name(table: str) -> str:
+    """Spark view name of a table as the SQL names it: `mysql.users` -> `mysql__users`."""
+    return table.replace(".", "__")
+
+
+def executable_sql(sql_file: SqlFile) -> str:
+    """The file's SQL with qualified tables renamed to their views; every other byte, and so
+    every line number, stays as written."""
+    spans = []
+    for node in sql_file.tree.find_all(exp.Table) if sql_file.tree else ():
+        db = node.args.get("db")
+        start, end = (db.meta.get("start"), node.this.meta.get("end")) if db else (None, None)
+        if start is not None and end is not None:
+            spans.append((start, end + 1, view_name(f"{node.db}.{node.name}")))
+    sql = sql_file.sql
+    for start, end, replacement in sorted(spans, reverse=True):
+        sql = sql[:start] + replacement + sql[end:]
+    return sql
+
+
+class Views:
+    """Temp views of the session, each source registered once, on first use, thread-safely."""
+
+    def __init__(self, spark, sources: Callable[[str], object]):
+        self.spark = spark
+        self.sources = sources
+        self.registered: set[str] = set()
+        self.lock = threading.Lock()
+
+    def ensure(self, table: str) -> None:
+        with self.lock:
+            if table in self.registered:
+                return
+            self.sources(table).createOrReplaceTempView(view_name(table))
+            self.registered.add(table)
+
+    def publish_result(self, name: str, frame) -> None:
+        """Later files read this file's result under its target name."""
+        with self.lock:
+            frame.createOrReplaceTempView(name)
+            self.registered.add(name)
+
+
+def transform(spark, sql_file: SqlFile, sources: Callable[[str], object], views: Views | None = None):
+    """The result DataFrame of one file, its reads resolved through `sources`."""
+    views = views or Views(spark, sources)
+    for table in sql_file.reads:
+        views.ensure(table)
+    try:
+        return spark.sql(executable_sql(sql_file))
+    except Exception as error:  # Spark's parse and analysis errors
+        from runner.errors import one_line
+
+        line = spark_error_line(error) or 1
+        raise RunnerError(f"{sql_file.path}:{line}: {one_line(error)}") from None
+
+
+def check_rows(frame) -> list:
+    return frame.limit(CHECK_ROWS_SHOWN + 1).collect()
+
+
+def format_check_failure(sql_file: SqlFile, rows: list) -> str:
+    shown = "\n".join(f"    {row.asDict()}" for row in rows[:CHECK_ROWS_SHOWN])
+    more = " (showing the first 5)" if len(rows) > CHECK_ROWS_SHOWN else ""
+    return f"check {sql_file.target} failed: {len(rows)} offending row(s){more}:\n{shown}"
+
+
+def dependencies(pipeline: Pipeline) -> dict[int, list[int]]:
+    """For each file, the earlier files whose results it reads (as views or staged tables)."""
+    target_connection = pipeline.settings.target
+    produced: dict[str, int] = {}
+    depends: dict[int, list[int]] = {}
+    for index, sql_file in enumerate(pipeline.files):
+        needs = []
+        for table in sql_file.reads:
+            connection, _, name = table.rpartition(".")
+            if connection == target_connection and name in produced and pipeline.files[produced[name]].writes:
+                needs.append(produced[name])
+            elif not connection and table in produced:
+                needs.append(produced[table])
+        depends[index] = sorted(set(needs))
+        if sql_file.mode != "check":
+            produced[sql_file.target] = index
+    return depends
+
+
+def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
+            write: Callable[[SqlFile, object], int], max_workers: int = 4) -> list[Outcome]:
+    """Run every file, concurrently where independent; raise the first failure."""
+    views = Views(spark, sources)
+    depends = dependencies(pipeline)
+    futures: dict[int, Future] = {}
+
+    def run_one(index: int) -> Outcome:
+        for dependency in depends[index]:
+            futures[dependency].result()
+        sql_file = pipeline.files[index]
+        started = time.monotonic()
+        spark.sparkContext.setLocalProperty("spark.scheduler.pool", sql_file.name)
+        spark.sparkContext.setJobDescription(f"{pipeline.name}/{sql_file.name}")
+        frame = transform(spark, sql_file, sources, views)
+        rows: int | None = None
+        if sql_file.mode == "check":
+            offending = check_rows(frame)
+            if offending:
+                raise CheckFailed(f"{sql_file.path}: {format_check_failure(sql_file, offending)}")
+        elif sql_file.mode == "view":
+            views.publish_result(sql_file.target, frame)
+        else:
+            rows = write(sql_file, frame)
+            views.publish_result(sql_file.target, frame)
+        outcome = Outcome(sql_file, rows, time.monotonic() - started)
+        log_outcome(pipeline, outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(pipeline.files))),
+                            thread_name_prefix="sql") as pool:
+        for index in range(len(pipeline.files)):
+            futures[index] = pool.submit(run_one, index)
+        done, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        for future in pending:
+            future.cancel()
+        for index in sorted(futures):
+            future = futures[index]
+            if future.done() and not future.cancelled() and future.exception():
+                spark.sparkContext.cancelAllJobs()
+                raise future.exception()
+        return [futures[i].result() for i in sorted(futures)]
+
+
+def log_outcome(pipeline: Pipeline, outcome: Outcome) -> None:
+    sql_file = outcome.file
+    if sql_file.mode == "check":
+        what = "check passed"
+    elif sql_file.mode == "view":
+        what = f"view {sql_file.target}"
+    else:
+        what = f"{outcome.rows} rows staged for {pipeline.settings.target}.{sql_file.target} ({sql_file.mode})"
+    log.info("%-34s %-58s %6.1fs", sql_file.name, what, outcome.seconds)
