@@ -36,7 +36,10 @@ def spark_session(app_name: str, master: str | None = None, extra: dict[str, str
     builder = SparkSession.builder.appName(f"runner:{app_name}")
     if "PYSPARK_GATEWAY_PORT" not in os.environ:
         # Under spark-submit the JVM already runs, with the master from its command line.
-        builder = builder.master(master or config.env("SPARK_MASTER_URL", "local[*]"))
+        master = master or config.env("SPARK_MASTER_URL", "local[*]")
+        builder = builder.master(master)
+        if master.startswith("local"):
+            builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
     jars = ",".join(jar_files())
     settings = {
         "spark.jars": jars,
