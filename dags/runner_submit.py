@@ -39,41 +39,49 @@ RETRIES = {
 }
 
 _RETURN_CODE = re.compile(r"Error code is: (-?\d+)")
-# Lines of the JVM's own logging (log4j's default pattern, structured JSON logging) and of
-# Python tracebacks, which never hold the runner's cause.
+# Lines of the JVM's own logging (log4j's default pattern, structured JSON logging), Python and
+# Java tracebacks and Spark's start-up banner: none of them is the runner's cause.
 _NOISE = re.compile(
-    r"^(\d{2,4}[/-]\d{2}[/-]\d{2}[ T]\d{2}:\d{2}:\d{2}\S*\s+(TRACE|DEBUG|INFO|WARN|WARNING)\b"
-    r"|\{\"ts\"|Traceback |\s|\^|~|Setting default log level|To adjust logging level"
-    r"|WARNING: Using incubator|Using Spark's default log4j)"
+    r"^(\d{2,4}[/-]\d{2}[/-]\d{2}[ T]\d{2}:\d{2}:\d{2}\S*\s+(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b"
+    r"|\{\"ts\"|Traceback |\s|WARNING: Using incubator|Using Spark's default log4j)"
 )
+_CAUSE = "error: "
 
 
-def spark_jars(jars_dir: str | None = None) -> str | None:
-    """The jar files in SPARK_JARS_DIR (relative to the project root) as spark-submit's comma list.
+def spark_jars() -> str | None:
+    """The jar files in SPARK_JARS_DIR as spark-submit's comma list; None before `make up` made them.
 
     Passing them with --jars puts the JDBC drivers and the Kafka connector on the driver's
-    classpath as well as the executors'.
+    classpath too: the runner's own `spark.jars` setting comes too late for a driver JVM that
+    spark-submit has already started.
     """
-    directory = Path(jars_dir or os.environ.get("SPARK_JARS_DIR") or _config("SPARK_JARS_DIR", ".state/jars/spark"))
-    if not directory.is_absolute():
-        directory = ROOT / directory
-    jars = sorted(str(jar) for jar in directory.glob("*.jar"))
-    return ",".join(jars) or None
+    from runner.config import ConfigError
+    from runner.session import jar_files
+
+    try:
+        return ",".join(jar_files())
+    except ConfigError:
+        return None
 
 
 def runner_cause(output: str) -> str | None:
-    """The runner's one-line cause in spark-submit's output: its last line that is not log noise.
+    """The runner's cause in spark-submit's output: from its last `error: ` line on, without the
+    JVM's log lines (a validation failure lists one file:line problem per line).
 
     Example:
         >>> runner_cause("26/01/01 10:00:00 INFO SparkContext: Running Spark\\n"
-        ...              "sql/marts/020_x.sql:7: unknown column 'x'\\n"
+        ...              "error: sql/marts/020_x.sql:7: unknown column 'x'\\n"
         ...              "26/01/01 10:00:01 INFO ShutdownHookManager: Shutdown hook called")
         "sql/marts/020_x.sql:7: unknown column 'x'"
     """
-    for line in reversed(output.splitlines()):
-        if line.strip() and not _NOISE.match(line):
-            return line.strip()
-    return None
+    lines = [line.strip() for line in output.splitlines() if line.strip() and not _NOISE.match(line)]
+    starts = [number for number, line in enumerate(lines) if line.startswith(_CAUSE)]
+    if starts:
+        cause = lines[starts[-1]:]
+        cause[0] = cause[0][len(_CAUSE):]
+        return "\n".join(cause)
+    # No runner line (it never started, or the JVM died): the last words spark-submit said.
+    return lines[-1] if lines else None
 
 
 def return_code(error: BaseException) -> int | None:
@@ -100,8 +108,10 @@ class RunnerSubmitOperator(SparkSubmitOperator):
             application=str(RUNNER_ENTRY),
             application_args=["run", pipeline],
             conn_id=conn_id,
-            jars=spark_jars(),
+            jars=spark_jars(),  # resolved again in the worker, which parses this file before running
             name=f"runner-{pipeline}",
+            # Spark's INFO start-up chatter would bury the runner's own lines in the task log.
+            conf={"spark.log.level": "WARN"},
             env_vars={
                 "PYSPARK_PYTHON": python,
                 "PYSPARK_DRIVER_PYTHON": python,
@@ -123,12 +133,3 @@ class RunnerSubmitOperator(SparkSubmitOperator):
                 raise AirflowFailException(cause) from None
             self.log.error("runner exited %s (transient, retried with backoff): %s", code, cause)
             raise AirflowException(cause) from None
-
-
-def _config(key: str, default: str) -> str:
-    """A value from the platform's configuration (.env), or `default` if the runner is absent."""
-    try:
-        from runner import config
-    except ImportError:
-        return default
-    return config.env(key, default)

@@ -46,8 +46,8 @@ root = Path(e["ROOT"])
 def secret(name: str) -> str:
     """A random value made once and kept in AIRFLOW_HOME, so every component and restart agree."""
     path = home / name
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
+    if not path.exists() or len(path.read_text().strip()) < 64:  # HS512 wants 64 bytes or more
+        path.write_text(secrets.token_urlsafe(64))
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -72,6 +72,9 @@ config = {
     "AIRFLOW__API__BASE_URL": f"http://localhost:{e['AIRFLOW_PORT']}",
     "AIRFLOW__API__WORKERS": "1",
     "AIRFLOW__API_AUTH__JWT_SECRET": secret("jwt.secret"),
+    # Standalone starts the scheduler beside a slower api-server: let a task's first calls to the
+    # execution API wait for it (1s, 2s, 4s ... ) instead of failing the try.
+    "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
         f"postgresql+psycopg2://{quote(e['AIRFLOW_DB_USER'], safe='')}:{quote(e['AIRFLOW_DB_PASSWORD'], safe='')}"
         f"@{e['POSTGRESQL_APP_HOST']}:{e['POSTGRESQL_APP_PORT']}/{e['AIRFLOW_DB']}"),

@@ -147,17 +147,22 @@ def test_retries_back_off_exponentially(bag: DagBag) -> None:
     assert task.retry_exponential_backoff >= 2
 
 
-def test_exit_code_and_cause_are_read_from_the_hook_error() -> None:
+def test_exit_code_and_the_runner_cause_are_read_from_the_hook_error() -> None:
     error = AirflowException(
         "Cannot execute: spark-submit --master local[*] runner/__main__.py run marts. Error code is: 2.\n"
         "Last spark-submit output:\n"
         "26/01/01 10:00:00 INFO SparkContext: Running Spark version 4.2.0\n"
-        "sql/marts/020_x.sql:7: unknown column 'x'\n"
+        "error: sql/marts/020_x.sql:7: unknown column 'x'\n"
+        "sql/marts/030_y.sql:2: unknown table 'y'\n"
+        "2 problem(s): nothing was run\n"
         "26/01/01 10:00:01 INFO ShutdownHookManager: Shutdown hook called\n"
         "26/01/01 10:00:01 INFO ShutdownHookManager: Deleting directory /tmp/spark-1")
     assert return_code(error) == 2
-    assert runner_cause(str(error).partition("Last spark-submit output:")[2]) == \
-        "sql/marts/020_x.sql:7: unknown column 'x'"
+    assert runner_cause(str(error).partition("Last spark-submit output:")[2]).splitlines() == [
+        "sql/marts/020_x.sql:7: unknown column 'x'",
+        "sql/marts/030_y.sql:2: unknown table 'y'",
+        "2 problem(s): nothing was run",
+    ]
 
 
 @pytest.mark.slow
@@ -165,7 +170,7 @@ def test_exit_code_and_cause_are_read_from_the_hook_error() -> None:
 def test_runner_exit_code_decides_whether_airflow_retries(tmp_path: Path, exit_code: int, expected: type) -> None:
     """A real spark-submit of a stand-in application that fails the way the runner does."""
     app = tmp_path / "fails.py"
-    app.write_text(f"import sys\nprint('sql/x/010_y.sql:3: the cause', file=sys.stderr)\nsys.exit({exit_code})\n")
+    app.write_text(f"import sys\nprint('error: sql/x/010_y.sql:3: the cause', file=sys.stderr)\nsys.exit({exit_code})\n")
     task = RunnerSubmitOperator(task_id="run", pipeline="x")
     task.application = str(app)
     with pytest.raises(expected) as raised:
