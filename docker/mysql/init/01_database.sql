@@ -5,14 +5,14 @@ set @sql = concat('create database if not exists `', @app_db,
                   '` character set utf8mb4 collate utf8mb4_unicode_ci');
 prepare statement from @sql; execute statement; deallocate prepare statement;
 
-set @sql = concat('create user if not exists ''', @app_user, '''@''%'' identified by ''', @app_password, '''');
+set @sql = concat('create user if not exists ', quote(@app_user), '@''%'' identified by ', quote(@app_password));
 prepare statement from @sql; execute statement; deallocate prepare statement;
 
-set @sql = concat('alter user ''', @app_user, '''@''%'' identified by ''', @app_password, '''');
+set @sql = concat('alter user ', quote(@app_user), '@''%'' identified by ', quote(@app_password));
 prepare statement from @sql; execute statement; deallocate prepare statement;
 
 -- All privileges on its own database: create, alter, drop and rename tables (atomic swaps).
-set @sql = concat('grant all privileges on `', @app_db, '`.* to ''', @app_user, '''@''%''');
+set @sql = concat('grant all privileges on `', @app_db, '`.* to ', quote(@app_user), '@''%''');
 prepare statement from @sql; execute statement; deallocate prepare statement;
 
 flush privileges;
