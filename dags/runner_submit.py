@@ -30,7 +30,7 @@ RUNNER_ENTRY = ROOT / "runner" / "__main__.py"
 RUN_FAILED, INVALID_PIPELINE, UNREACHABLE = 1, 2, 3
 NOT_RETRIED = {RUN_FAILED: "the run failed", INVALID_PIPELINE: "the pipeline is invalid"}
 
-# Transient failures: 30s, 60s, 120s, then give up (at most 10 minutes apart).
+# Transient failures: retried after 30-60s, 1-2min, 2-4min (Airflow jitters each doubled delay), then failed.
 RETRIES = {
     "retries": 3,
     "retry_delay": timedelta(seconds=30),
