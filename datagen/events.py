@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from itertools import chain
 from typing import Callable, Iterator
 
 import numpy as np
@@ -61,6 +62,12 @@ def events(seed: int, clock: Clock | None = None, batch: int = BATCH) -> Iterato
             for the real time at which each batch is drawn.
         batch: how many events to draw at once (a live stream draws small batches).
     """
+    return chain.from_iterable(event_batches(seed, clock, batch))
+
+
+def event_batches(seed: int, clock: Clock | None = None,
+                  batch: int = BATCH) -> Iterator[list[tuple[bytes, bytes]]]:
+    """The same events as `events`, a list of `batch` (key, value) pairs at a time."""
     rng = np.random.default_rng([seed, 5])
     tag = "".join(_BASE36[d] for d in rng.integers(0, 36, 4))
     clock = clock or seeded_clock(seed)
@@ -73,18 +80,17 @@ def events(seed: int, clock: Clock | None = None, batch: int = BATCH) -> Iterato
         phones = people.phones(batch, rng).tolist()
         loyalty = np.array(LOYALTY_STATUSES, dtype=object)[
             rng.choice(3, batch, p=[0.1, 0.3, 0.6])].tolist()
-        for first_name, last_name, email, phone, registration, status in zip(
-                first.tolist(), last.tolist(), emails, phones, registered, loyalty):
-            value = json.dumps({
-                "first_name": first_name,
-                "last_name": last_name,
-                "email": email,
-                "phone": phone,
-                "registration_date": registration,
-                "loyalty_status": status,
-            })
-            n += 1
-            yield email.encode(), value.encode()
+        yield [(email.encode(), json.dumps({
+                    "first_name": first_name,
+                    "last_name": last_name,
+                    "email": email,
+                    "phone": phone,
+                    "registration_date": registration,
+                    "loyalty_status": status,
+                }).encode())
+               for first_name, last_name, email, phone, registration, status in zip(
+                   first.tolist(), last.tolist(), emails, phones, registered, loyalty)]
+        n += batch
 
 
 def seeded_clock(seed: int) -> Clock:

@@ -24,8 +24,10 @@ import sys
 import threading
 import time
 from itertools import islice
+from typing import Iterator
 
-from datagen.events import BATCH, events, seeded_clock, wall_clock
+from datagen.events import BATCH, event_batches, seeded_clock, wall_clock
+from datagen.partition import partitions
 from datagen.publish import Publisher, Stopped
 from runner import config
 from runner.config import ConfigError
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         interval = period_from_config() if args.interval is None else args.interval
         servers = config.connection("kafka").servers
         topic = config.env("KAFKA_TOPIC_NAME")
-        partitions = config.env_int("KAFKA_TOPIC_PARTITIONS", 3)
+        topic_partitions = config.env_int("KAFKA_TOPIC_PARTITIONS", 3)
     except ConfigError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -94,38 +96,38 @@ def main(argv: list[str] | None = None) -> int:
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     clock = wall_clock if args.seed is None else seeded_clock(seed)
     # A live stream draws one event at a time so its registration time is the current one.
-    stream = events(seed, clock, batch=BATCH if interval == 0 else 1)
+    stream = event_batches(seed, clock, batch=BATCH if interval == 0 else 1)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set())
                 for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return publish(stream, Publisher(servers, topic, stop), args.count, interval, partitions,
+        return publish(stream, Publisher(servers, topic, stop), args.count, interval, topic_partitions,
                        seed)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def publish(stream, publisher: Publisher, count: int | None, interval: float, partitions: int,
-            seed: int) -> int:
-    """Send `count` events (None: until stopped) from `stream`, one every `interval` seconds."""
+def publish(batches: Iterator[list[tuple[bytes, bytes]]], publisher: Publisher, count: int | None,
+            interval: float, topic_partitions: int, seed: int) -> int:
+    """Send `count` events (None: until stopped) from `batches`, one every `interval` seconds."""
     stop = publisher.stop
     try:
         publisher.connect()
     except Stopped:
         log.info("stopped before Kafka at %s was reachable; nothing published", publisher.servers)
         return 0
-    publisher.ensure_topic(partitions)
+    publisher.ensure_topic(topic_partitions)
     log.info("publishing %s to topic %s at %s, %s, seed %d",
              "events until stopped" if count is None else f"{count} event(s)", publisher.topic,
              publisher.servers, f"one every {interval:g} s" if interval else "as fast as possible",
              seed)
     started = time.monotonic()
     try:
-        for key, value in islice(stream, count):
+        for key, value, partition in islice(_with_partitions(batches, publisher), count):
             if stop.is_set():
                 break
-            publisher.send(key, value)
+            publisher.send(key, value, partition)
             if interval > 0:
                 if publisher.drain():
                     log.info("published event %d (key %s)", publisher.acked, key.decode())
@@ -148,6 +150,18 @@ def publish(stream, publisher: Publisher, count: int | None, interval: float, pa
                   publisher.pending, publisher.servers)
         return 3
     return 0
+
+
+def _with_partitions(batches: Iterator[list[tuple[bytes, bytes]]],
+                     publisher: Publisher) -> Iterator[tuple[bytes, bytes, int | None]]:
+    """(key, value, partition): Kafka's default partition for the key, hashed a batch at a time."""
+    for batch in batches:
+        if publisher.partition_count:
+            chosen = partitions([key for key, _ in batch], publisher.partition_count).tolist()
+        else:
+            chosen = [None] * len(batch)
+        for (key, value), partition in zip(batch, chosen):
+            yield key, value, partition
 
 
 def _configure_logging() -> None:
