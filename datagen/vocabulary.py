@@ -121,20 +121,21 @@ THEMES: tuple[Theme, ...] = (
 MODEL_SUFFIXES: tuple[str, ...] = ("", "", "", " Pro", " Mini", " Max", " Plus", " Lite", " 2", " X")
 
 FEATURES: tuple[str, ...] = (
-    "Backed by a two-year warranty",
+    "Backed by a two-year guarantee",
     "Ships in recyclable packaging",
-    "Easy to clean and store",
+    "Quality checked before shipping",
     "Designed for everyday use",
     "A customer favourite for gifting",
-    "Tested for durability in our own lab",
+    "Sourced from trusted suppliers",
     "Made from responsibly sourced materials",
-    "Compact enough for small spaces",
+    "Ships within one business day",
     "Free returns within 30 days",
-    "Includes everything you need to get started",
-    "Available in several colours",
-    "Energy efficient by design",
-    "Assembled in minutes with no tools",
+    "Part of our best-selling range",
+    "Rated highly by verified buyers",
+    "Carefully packed to arrive intact",
+    "Great value for the quality",
     "Loved by professionals and beginners alike",
-    "Built to last for years",
-    "Lightweight and easy to carry",
+    "Satisfaction guaranteed",
+    "Exclusive to our store",
 )
+"""Selling points that fit any product (descriptions pick two)."""
