@@ -183,7 +183,8 @@ def _products(count: int, themes: np.ndarray, anchor: np.datetime64,
     brands = people.brands(count, rng)
     adjective_pick, noun_pick = rng.random(count), rng.random(count)
     suffix = rng.integers(0, len(MODEL_SUFFIXES), count)
-    feature = rng.integers(0, len(FEATURES), (count, 2))
+    feature = rng.integers(0, len(FEATURES), count)
+    other_feature = (feature + rng.integers(1, len(FEATURES), count)) % len(FEATURES)
     names = np.empty(count, dtype=object)
     descriptions = np.empty(count, dtype=object)
     medians = np.array([t.median_price for t in THEMES])
@@ -193,7 +194,7 @@ def _products(count: int, themes: np.ndarray, anchor: np.datetime64,
         noun = singular(t.nouns[int(noun_pick[i] * len(t.nouns))])
         names[i] = f"{brands[i]} {adjective} {noun}{MODEL_SUFFIXES[suffix[i]]}"
         descriptions[i] = (f"{adjective} {noun.lower()} by {brands[i]}. "
-                           f"{FEATURES[feature[i, 0]]}. {FEATURES[feature[i, 1]]}.")
+                           f"{FEATURES[feature[i]]}. {FEATURES[other_feature[i]]}.")
     dollars = np.clip(np.rint(medians[theme] * rng.lognormal(0.0, 0.5, count)), 1, 9999)
     created = anchor - rng.integers(3 * 365 * 86400, 6 * 365 * 86400, count).astype("timedelta64[s]")
     in_stock = rng.random(count) > 0.05

@@ -169,3 +169,11 @@ def test_children_without_parents_are_refused_naming_the_key(sizes, key):
 def test_zero_sizes_give_empty_tables():
     tables = shop(Sizes(0, 0, 0, 0, 0))
     assert [len(t) for t in tables.values()] == [len(THEMES), 0, 0, 0, 0]
+
+
+def test_descriptions_name_the_product_and_two_different_selling_points(tables):
+    for name, description in zip(tables["products"]["name"].tolist(),
+                                 tables["products"]["description"].tolist()):
+        first, second = description.split(". ")[1:3]
+        assert first != second.rstrip(".")
+        assert name.split()[0] in description  # the brand
