@@ -34,19 +34,22 @@ port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 pid_alive() { local f="$PIDS/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null; }
 
-# start_service NAME HOST PORT COMMAND...: start COMMAND in its own session with a PID file and a
-# log under .state, unless our own copy already runs. A port taken by anything else is an error
-# naming the service and port; nothing else is touched.
+# start_service NAME HOST PORT[,PORT...] COMMAND...: start COMMAND in its own session with a PID
+# file and a log under .state, unless our own copy already runs. PORT lists every port the service
+# listens on; one taken by anything else is an error naming the service and port; nothing else is
+# touched.
 start_service() {
-  local name="$1" host="$2" port="$3"; shift 3
+  local name="$1" host="$2" ports="$3" port="${3%%,*}" p; shift 3
   mkdir -p "$PIDS" "$LOGS"
   if pid_alive "$name"; then
     echo "$name: already running (pid $(cat "$PIDS/$name.pid"), $host:$port)"
     return 0
   fi
-  if port_open "$host" "$port"; then
-    die "$name: port $port on $host is already in use by another process; stop it or change the port in .env"
-  fi
+  for p in ${ports//,/ }; do
+    if port_open "$host" "$p"; then
+      die "$name: port $p on $host is already in use by another process; stop it or change the port in .env"
+    fi
+  done
   setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
   echo $! > "$PIDS/$name.pid"
   echo "$name: started (pid $!, $host:$port, log .state/logs/$name.log)"

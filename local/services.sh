@@ -84,7 +84,7 @@ start_kafka() {
     local cluster_id; cluster_id="$("$PY" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
     "${java[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" >> "$LOGS/kafka.log" 2>&1
   fi
-  start_service kafka "$host" "$port" "${java[@]}" kafka.Kafka "$dir/server.properties"
+  start_service kafka "$host" "$port,$KAFKA_CONTROLLER_PORT" "${java[@]}" kafka.Kafka "$dir/server.properties"
   wait_for kafka "$host" "$port" 90 "$PY" "$ROOT/local/kafka_admin.py" ready
 }
 
@@ -92,11 +92,11 @@ start_kafka() {
 spark_home() { "$PY" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'; }
 
 start_spark-master() {
-  start_service spark-master localhost "$SPARK_MASTER_PORT" env SPARK_LOCAL_IP=127.0.0.1 \
+  start_service spark-master localhost "$SPARK_MASTER_PORT,$SPARK_MASTER_WEBUI_PORT" env SPARK_LOCAL_IP=127.0.0.1 \
     "$(spark_home)/bin/spark-class" org.apache.spark.deploy.master.Master \
       --host localhost --port "$SPARK_MASTER_PORT" --webui-port "$SPARK_MASTER_WEBUI_PORT"
   wait_for spark-master localhost "$SPARK_MASTER_WEBUI_PORT" 60 \
-    curl -sf "http://localhost:$SPARK_MASTER_WEBUI_PORT/json/"
+    curl -sf --max-time 5 "http://localhost:$SPARK_MASTER_WEBUI_PORT/json/"
 }
 
 start_spark-worker() {
@@ -105,7 +105,7 @@ start_spark-worker() {
       --host localhost --webui-port "$SPARK_WORKER_WEBUI_PORT" --cores "$(nproc)" --memory 4g \
       "spark://localhost:$SPARK_MASTER_PORT"
   wait_for spark-worker localhost "$SPARK_MASTER_WEBUI_PORT" 60 \
-    sh -c "curl -sf http://localhost:$SPARK_MASTER_WEBUI_PORT/json/ | grep -q '\"state\" *: *\"ALIVE\"'"
+    sh -c "curl -sf --max-time 5 http://localhost:$SPARK_MASTER_WEBUI_PORT/json/ | grep -q '\"state\" *: *\"ALIVE\"'"
 }
 
 status() {
