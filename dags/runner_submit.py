@@ -127,9 +127,12 @@ class RunnerSubmitOperator(SparkSubmitOperator):
             super().execute(context)
         except AirflowException as error:
             code = return_code(error)
-            cause = runner_cause(str(error).partition("Last spark-submit output:")[2]) or str(error).splitlines()[0]
+            if code is None:  # not spark-submit's exit (e.g. the connection): Airflow's own error
+                raise
+            cause = (runner_cause(str(error).partition("Last spark-submit output:")[2])
+                     or f"spark-submit exited with code {code} and no message (killed, or out of memory?)")
             if code in NOT_RETRIED:
                 self.log.error("runner exited %s (%s, not retried): %s", code, NOT_RETRIED[code], cause)
                 raise AirflowFailException(cause) from None
-            self.log.error("runner exited %s (transient, retried with backoff): %s", code, cause)
+            self.log.error("runner exited %s (retried with backoff): %s", code, cause)
             raise AirflowException(cause) from None
