@@ -127,6 +127,10 @@ start() {
   local environment; environment="$(airflow_environment)"
   eval "$environment"
   if ! pid_alive airflow; then
+    # The LocalExecutor copies every task log into standalone's output: keep it to two files.
+    if [ -f "$LOGS/airflow.log" ] && [ "$(stat -c %s "$LOGS/airflow.log")" -gt $((64 * 1024 * 1024)) ]; then
+      mv -f "$LOGS/airflow.log" "$LOGS/airflow.log.1"
+    fi
     # `airflow standalone` migrates the metadata database, then starts the four components.
     start_service airflow 127.0.0.1 "$AIRFLOW_PORT" airflow standalone
   else
