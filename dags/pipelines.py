@@ -63,27 +63,33 @@ def pipeline_dag(pipeline: Any, producers: dict[tuple[str, str], str]) -> DAG:
                 f"sql/{pipeline.name}/pipeline.toml: schedule = \"assets\" but no other pipeline writes the "
                 f"tables it reads ({', '.join(f'{c}.{t}' for c, t in reads(pipeline)) or 'none'})")
     tags = ["sql", settings.source, settings.target] + (["invalid"] if pipeline.all_problems() else [])
-    with DAG(
+    dag = DAG(
         dag_id=pipeline.name,
         description=settings.description or None,
         doc_md=doc_md(pipeline),
         schedule=schedule,
         tags=tags,
         **_common(),
-    ) as dag:
-        RunnerSubmitOperator(
-            task_id="run",
-            pipeline=pipeline.name,
-            inlets=_assets(reads(pipeline)),
-            outlets=_assets(writes(pipeline)),
-        )
+    )
+    try:
+        dag.timetable.validate()  # a bad cron expression fails here, not later in the scheduler
+    except Exception as error:
+        raise ValueError(f"sql/{pipeline.name}/pipeline.toml: schedule = {settings.schedule!r} is not a cron "
+                         f"expression, a preset such as @daily, \"assets\" or \"none\": {error}") from None
+    RunnerSubmitOperator(
+        dag=dag,
+        task_id="run",
+        pipeline=pipeline.name,
+        inlets=_assets(reads(pipeline)),
+        outlets=_assets(writes(pipeline)),
+    )
     return dag
 
 
 def unscheduled_dag(name: str, error: str) -> DAG:
     """An unscheduled DAG for a pipeline whose schedule is unusable, showing why in its documentation."""
     description = f"cannot be scheduled: {error}"
-    with DAG(
+    dag = DAG(
         dag_id=name,
         description=description[:200],
         doc_md=f"# {name}\n\n**This pipeline cannot be scheduled**:\n\n```\n{error}\n```\n\n"
@@ -91,8 +97,8 @@ def unscheduled_dag(name: str, error: str) -> DAG:
         schedule=None,
         tags=["sql", "invalid"],
         **_common(),
-    ) as dag:
-        RunnerSubmitOperator(task_id="run", pipeline=name)
+    )
+    RunnerSubmitOperator(dag=dag, task_id="run", pipeline=name)
     return dag
 
 

@@ -177,3 +177,24 @@ def test_runner_exit_code_decides_whether_airflow_retries(tmp_path: Path, exit_c
         task.execute(context={})
     assert str(raised.value) == "sql/x/010_y.sql:3: the cause"
     assert isinstance(raised.value, AirflowFailException) == (exit_code == 2)
+
+
+@pytest.mark.parametrize(("schedule", "reason"), [
+    ("assets", "no other pipeline writes the tables it reads"),
+    ("every tuesday", "every tuesday"),
+])
+def test_an_unusable_schedule_is_a_clear_error_not_a_broken_dag_folder(tmp_path: Path, schedule: str,
+                                                                       reason: str) -> None:
+    import pipelines
+    from runner.pipeline import load_pipeline
+
+    directory = tmp_path / "orphan"
+    directory.mkdir()
+    (directory / "pipeline.toml").write_text(
+        f'schedule = "{schedule}"\nsource = "mysql"\ntables = ["nobody_writes_this"]\ntarget = "mysql"\n')
+    (directory / "010_copy.sql").write_text("select * from nobody_writes_this\n")
+    with pytest.raises(Exception, match=reason):
+        pipelines.pipeline_dag(load_pipeline(directory), producers={})
+    fallback = pipelines.unscheduled_dag("orphan", "the reason")
+    assert fallback.timetable.can_be_scheduled is False
+    assert "the reason" in fallback.doc_md
