@@ -32,6 +32,7 @@ from kafka import KafkaAdminClient, KafkaProducer  # noqa: E402
 
 from datagen.events import events  # noqa: E402
 from datagen.postgres import DEFAULT_SEED, read_sizes  # noqa: E402
+from datagen.publish import PRODUCER_SETTINGS  # noqa: E402
 from datagen.shop import ID_COLUMNS, generate_shop  # noqa: E402
 from datagen.table import Table, rows  # noqa: E402
 from runner import config  # noqa: E402
@@ -47,7 +48,8 @@ def main() -> int:
     run_id = uuid.uuid4().hex[:8]
     schemas: list[str] = []
     print(f"datagen benchmark: PostgreSQL at {config.connection('postgresql').address}, "
-          f"Kafka at {config.env('KAFKA_BOOTSTRAP_SERVERS')}, {os.cpu_count()} CPU(s)\n")
+          f"Kafka at {config.env('KAFKA_BOOTSTRAP_SERVERS')}, {os.cpu_count()} CPU(s), "
+          f"load average {_load()} (other work on the machine slows every figure)\n")
     try:
         default = bench_copy(f"bench_dg_{run_id}_copy1", 1, schemas)
         baseline = bench_baseline_full(f"bench_dg_{run_id}_rows1", schemas)
@@ -82,11 +84,13 @@ def main() -> int:
         line("datagen.kafka --interval 0", kafka["rows"], kafka["seconds"], kafka_baseline)
         line("one send + wait per event", kafka_baseline["rows"], kafka_baseline["seconds"],
              kafka_baseline)
-        print(f"  whole command {kafka['wall']:.2f} s incl. Python start-up and topic creation")
+        print(f"  whole command {kafka['wall']:.2f} s incl. Python start-up and topic creation; "
+              f"batches compressed with {PRODUCER_SETTINGS['compression_type']}, "
+              f"C crc32c {'installed' if _has_crc32c() else 'not installed (pure-Python checksums)'}")
         checks.append((f"Kafka >= {TARGET_EVENTS_PER_SECOND} events/s",
                        rate(kafka) >= TARGET_EVENTS_PER_SECOND, f"{rate(kafka):,.0f} events/s"))
 
-    print("\nTargets")
+    print(f"\nTargets (load average now {_load()})")
     for name, met, value in checks:
         print(f"  [{'met' if met else 'MISSED'}] {name}: {value}")
     return 0
@@ -216,6 +220,18 @@ def drop_schema(schema: str) -> None:
 
 def connect(schema: str):
     return dataclasses.replace(config.connection("postgresql"), schema=schema).connect()
+
+
+def _has_crc32c() -> bool:
+    try:
+        import crc32c  # noqa: F401  (kafka-python checksums batches with it when present)
+    except ImportError:
+        return False
+    return True
+
+
+def _load() -> str:
+    return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _env(**overrides: str) -> dict[str, str]:
