@@ -22,7 +22,7 @@ from psycopg2 import sql
 
 from datagen.progress import Progress
 from datagen.shop import ID_COLUMNS, TABLE_ORDER, Sizes, generate_shop
-from datagen.table import Table, copy_text
+from datagen.table import Table, copy_binary, copy_text
 
 CHILDREN = {
     "product_categories": ("products",),
@@ -124,13 +124,15 @@ def load_table(db, table: Table, progress: Progress, result: Result, where: str)
                 db.rollback()
                 return False
             started = time.perf_counter()
-            data = copy_text(table)
+            binary = copy_binary(table)
+            data = copy_text(table) if binary is None else binary
             encoded = time.perf_counter()
             result.encode_seconds += encoded - started
             advance = progress.start(table.name, len(table), len(data))
             with _without_foreign_keys_and_indexes(cur, table.name):
-                copy = sql.SQL("copy {} ({}) from stdin").format(
-                    name, sql.SQL(", ").join(map(sql.Identifier, table.column_names)))
+                copy = sql.SQL("copy {} ({}) from stdin{}").format(
+                    name, sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
+                    sql.SQL(" with (format binary)" if binary is not None else ""))
                 cur.copy_expert(copy, _Reader(data, advance), size=COPY_CHUNK)
             id_column = sql.Identifier(ID_COLUMNS[table.name])
             cur.execute(sql.SQL("select setval(pg_get_serial_sequence(%s, %s), max({})) from {} "

@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from datagen.table import Table, copy_text, rows
+from datagen.table import BINARY_HEADER, BINARY_TRAILER, Table, copy_binary, copy_text, rows
 
 
 def table(**columns) -> Table:
@@ -59,3 +59,27 @@ def test_rows_give_python_values_for_inserts():
         (7, None, Decimal("19.99"), datetime(2025, 1, 2, 3, 4, 5), "a"),
         (8, 7, Decimal("0.05"), None, "b"),
     ]
+
+
+def test_binary_rows_hold_int4_and_numeric_fields():
+    t = table(id=("int", np.array([1])), price=("money", np.array([1999])))
+    row = (b"\x00\x02"                                   # two fields
+           b"\x00\x00\x00\x04" b"\x00\x00\x00\x01"        # int4 1
+           b"\x00\x00\x00\x0e"                           # numeric, 14 bytes:
+           b"\x00\x03\x00\x01\x00\x00\x00\x02"            # 3 digits, weight 1, +, scale 2
+           b"\x00\x00\x00\x13\x26\xac")                   # 0000 0019 .9900
+    assert copy_binary(t) == BINARY_HEADER + row + BINARY_TRAILER
+
+
+def test_binary_money_spans_the_whole_numeric_10_2_range():
+    data = copy_binary(table(price=("money", np.array([9_999_999_999]))))
+    assert data[len(BINARY_HEADER) + 2 + 4 + 8:-2] == b"\x27\x0f\x27\x0f\x26\xac"
+
+
+@pytest.mark.parametrize("column", [
+    ("text", np.array(["a"], dtype=object)),
+    ("int", np.array([-1])),                      # a NULL makes the row width vary
+    ("timestamp", np.array(["2025-01-01T00:00:00"], dtype="datetime64[s]")),
+])
+def test_tables_with_other_columns_use_the_text_format(column):
+    assert copy_binary(table(id=("int", np.array([1])), other=column)) is None
