@@ -13,9 +13,8 @@ Example:
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 from psycopg2 import sql
@@ -116,10 +115,16 @@ def load_table(db, table: Table, progress: Progress, result: Result, where: str)
     instead of a locking lookup per row, and nothing changes unless the whole table commits.
     """
     name = sql.Identifier(table.name)
+    id_column = sql.Identifier(ID_COLUMNS[table.name])
+    # Statements go in as few round trips as possible: a small table is mostly latency.
+    lock = sql.SQL("lock table {0} in share row exclusive mode; "
+                   "select exists (select 1 from {0})").format(name)
+    setval = sql.SQL("select setval(pg_get_serial_sequence({}, {}), max({})) from {} "
+                     "having max({}) is not null").format(
+        sql.Literal(table.name), sql.Literal(ID_COLUMNS[table.name]), id_column, name, id_column)
     try:
         with db.cursor() as cur:
-            cur.execute(sql.SQL("lock table {} in share row exclusive mode").format(name))
-            cur.execute(sql.SQL("select exists (select 1 from {})").format(name))
+            cur.execute(lock)
             if cur.fetchone()[0]:
                 db.rollback()
                 return False
@@ -129,15 +134,14 @@ def load_table(db, table: Table, progress: Progress, result: Result, where: str)
             encoded = time.perf_counter()
             result.encode_seconds += encoded - started
             advance = progress.start(table.name, len(table), len(data))
-            with _without_foreign_keys_and_indexes(cur, table.name):
-                copy = sql.SQL("copy {} ({}) from stdin{}").format(
-                    name, sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
-                    sql.SQL(" with (format binary)" if binary is not None else ""))
-                cur.copy_expert(copy, _Reader(data, advance), size=COPY_CHUNK)
-            id_column = sql.Identifier(ID_COLUMNS[table.name])
-            cur.execute(sql.SQL("select setval(pg_get_serial_sequence(%s, %s), max({})) from {} "
-                                "having max({}) is not null").format(id_column, name, id_column),
-                        (table.name, ID_COLUMNS[table.name]))
+            drops, recreations = _foreign_keys_and_indexes(cur, table.name)
+            if drops:
+                cur.execute("; ".join(drops))
+            copy = sql.SQL("copy {} ({}) from stdin{}").format(
+                name, sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
+                sql.SQL(" with (format binary)" if binary is not None else ""))
+            cur.copy_expert(copy, _Reader(data, advance), size=COPY_CHUNK)
+            cur.execute("; ".join([*recreations, setval.as_string(cur)]))
         db.commit()
     except Exception as error:
         _rollback(db)
@@ -149,26 +153,21 @@ def load_table(db, table: Table, progress: Progress, result: Result, where: str)
     return True
 
 
-@contextmanager
-def _without_foreign_keys_and_indexes(cur, table: str) -> Iterator[None]:
-    """Drop `table`'s foreign keys and non-unique indexes; recreate them as they were on exit."""
-    cur.execute("select quote_ident(conname), pg_get_constraintdef(oid) from pg_constraint "
-                "where conrelid = %s::regclass and contype = 'f' order by conname", (table,))
-    foreign_keys = cur.fetchall()
-    cur.execute("select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index "
-                "where indrelid = %s::regclass and not indisunique and not indisprimary "
-                "order by 1", (table,))
-    indexes = cur.fetchall()
-    target = sql.Identifier(table).as_string(cur)
-    for constraint, _ in foreign_keys:
-        cur.execute(f"alter table {target} drop constraint {constraint}")
-    for index, _ in indexes:
-        cur.execute(f"drop index {index}")
-    yield
-    for _, definition in indexes:
-        cur.execute(definition)
-    for constraint, definition in foreign_keys:
-        cur.execute(f"alter table {target} add constraint {constraint} {definition}")
+def _foreign_keys_and_indexes(cur, table: str) -> tuple[list[str], list[str]]:
+    """Statements that drop `table`'s foreign keys and non-unique indexes, and the statements
+    that recreate them exactly as the catalogue defines them (indexes first)."""
+    cur.execute("""
+        select format('alter table %%s drop constraint %%I', conrelid::regclass, conname),
+               format('alter table %%s add constraint %%I %%s', conrelid::regclass, conname,
+                      pg_get_constraintdef(oid)),
+               2
+        from pg_constraint where conrelid = %(table)s::regclass and contype = 'f'
+        union all
+        select format('drop index %%s', indexrelid::regclass), pg_get_indexdef(indexrelid), 1
+        from pg_index where indrelid = %(table)s::regclass and not indisunique and not indisprimary
+        order by 3, 1""", {"table": table})
+    rows = cur.fetchall()
+    return [drop for drop, _, _ in rows], [create for _, create, _ in rows]
 
 
 def missing_tables(db) -> list[str]:

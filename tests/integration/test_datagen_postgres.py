@@ -222,6 +222,31 @@ def test_sequences_continue_after_the_generated_ids(shop):
     db.rollback()
 
 
+def definitions(db, schema: str) -> set[tuple]:
+    """Constraint and index definitions of the schema (its name left out)."""
+    rows = query(db, """
+        select conrelid::regclass::text, conname, pg_get_constraintdef(oid) from pg_constraint
+        where connamespace = %s::regnamespace
+        union all
+        select indrelid::regclass::text, indexrelid::regclass::text, pg_get_indexdef(indexrelid)
+        from pg_index join pg_class on pg_class.oid = indexrelid
+        where relnamespace = %s::regnamespace""", schema, schema)
+    return {tuple(value.replace(f"{schema}.", "") for value in row) for row in rows}
+
+
+def test_constraints_and_indexes_are_as_initdb_made_them(shop):
+    name, db, _ = shop
+    fresh = create_schema()
+    try:
+        fresh_db = connect(fresh)
+        expected = definitions(fresh_db, fresh)
+        fresh_db.close()
+    finally:
+        drop_schema(fresh)
+    assert len(expected) > 10
+    assert definitions(db, name) == expected
+
+
 def test_second_run_inserts_nothing(shop):
     name, db, _ = shop
     before = checksums(db)
