@@ -108,9 +108,12 @@ def format_check_failure(sql_file: SqlFile, rows: list) -> str:
 
 
 def dependencies(pipeline: Pipeline) -> dict[int, list[int]]:
-    """For each file, the earlier files whose results it reads (as views or staged tables)."""
+    """For each file, the earlier files it must wait for: those whose results it reads (as views
+    or staged tables), and those that read, as it stood before this run, the name it replaces
+    (its result view shadows the source table; its staging table becomes the staged copy)."""
     target_connection = pipeline.settings.target
     produced: dict[str, int] = {}
+    readers_of_originals: dict[str, list[int]] = {}
     depends: dict[int, list[int]] = {}
     for index, sql_file in enumerate(pipeline.files):
         needs = []
@@ -120,9 +123,12 @@ def dependencies(pipeline: Pipeline) -> dict[int, list[int]]:
                 needs.append(produced[name])
             elif not connection and table in produced:
                 needs.append(produced[table])
-        depends[index] = sorted(set(needs))
+            elif not connection or connection == target_connection:
+                readers_of_originals.setdefault(name, []).append(index)
         if sql_file.mode != "check":
+            needs += [i for i in readers_of_originals.get(sql_file.target, []) if i != index]
             produced[sql_file.target] = index
+        depends[index] = sorted(set(needs))
     return depends
 
 

@@ -31,6 +31,7 @@ WRITE_MODES = ("overwrite", "append", "merge")
 HEADER_KEYS = ("target", "mode", "keys")
 SETTINGS_KEYS = ("description", "schedule", "source", "tables", "topic", "target")
 
+_STRING_TYPES = {"VARCHAR", "CHAR", "NVARCHAR", "NCHAR"}
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
 _PREFIX = re.compile(r"^\d+_")
 
@@ -82,15 +83,23 @@ class SqlFile:
         return self.mode in WRITE_MODES
 
     def declared_sizes(self) -> dict[str, int]:
-        """Column sizes the SQL declares with `cast(x as varchar(n)) as column` (largest wins)."""
+        """Column sizes the SQL declares with `cast(x as varchar(n)) as column` (largest wins).
+
+        Read from the tokens: sqlglot's Spark dialect parses VARCHAR(n) as an unsized STRING.
+        """
         sizes: dict[str, int] = {}
-        for cast in self.tree.find_all(exp.Cast) if self.tree else ():
-            data_type, alias = cast.to, cast.parent
-            if not isinstance(alias, exp.Alias) or not data_type.is_type(exp.DataType.Type.VARCHAR, exp.DataType.Type.CHAR):
+        try:
+            tokens = sqlglot.tokenize(self.sql, read="spark")
+        except sqlglot.errors.TokenError:
+            return sizes
+        kinds = [t.token_type.name for t in tokens]
+        for i, kind in enumerate(kinds):
+            if kind not in _STRING_TYPES or kinds[i + 1:i + 5] != ["L_PAREN", "NUMBER", "R_PAREN", "R_PAREN"]:
                 continue
-            size = data_type.find(exp.DataTypeParam)
-            if size is not None and size.this.is_int:
-                sizes[alias.alias] = max(sizes.get(alias.alias, 0), int(size.this.name))
+            j = i + 5 + (kinds[i + 5:i + 6] == ["ALIAS"])
+            if j < len(tokens) and kinds[j] in ("VAR", "IDENTIFIER") or j < len(tokens) and tokens[j].text.isidentifier():
+                name = tokens[j].text
+                sizes[name] = max(sizes.get(name, 0), int(tokens[i + 2].text))
         return sizes
 
     def line_of(self, table: str) -> int:
@@ -116,15 +125,29 @@ class Pipeline:
         return self.directory / SETTINGS_FILE
 
     def source_tables(self) -> list[str]:
-        """The tables a run registers from the pipeline's source (qualified ones included)."""
+        """The tables a run registers: unqualified reads no earlier file produces (from the
+        source), and qualified reads (`mysql.users`) other than this run's own staged results."""
         produced: set[str] = set()
         needed: list[str] = []
         for sql_file in self.files:
             for table in sql_file.reads:
-                if table not in produced and table not in needed:
+                if table not in produced and table not in needed and table not in self.staged_reads():
                     needed.append(table)
-            produced.add(sql_file.target)
+            if sql_file.mode != "check":
+                produced.add(sql_file.target)
         return needed
+
+    def staged_reads(self) -> list[str]:
+        """Qualified reads of a table an earlier file of this run writes: its staged copy."""
+        written: set[str] = set()
+        staged: list[str] = []
+        for sql_file in self.files:
+            for table in sql_file.reads:
+                if table in written and table not in staged:
+                    staged.append(table)
+            if sql_file.writes:
+                written.add(f"{self.settings.target}.{sql_file.target}")
+        return staged
 
     def all_problems(self) -> list[Problem]:
         return self.problems + [p for f in self.files for p in f.problems]
@@ -240,14 +263,9 @@ def load_sql_file(path: Path) -> SqlFile:
 def _parse_header(sql_file: SqlFile) -> None:
     """Read the leading `-- key: value` comment lines."""
     for number, line in enumerate(sql_file.sql.splitlines(), 1):
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("--"):
-            break
-        match = _HEADER_LINE.match(stripped)
+        match = _HEADER_LINE.match(line.strip())
         if not match:
-            continue
+            break  # the header is the leading block of `-- key: value` lines; prose follows it
         key, value = match.group(1).lower(), match.group(2)
         sql_file.header_lines[key] = number
         if key == "target":

@@ -33,6 +33,7 @@ def plan(pipeline: Pipeline) -> str:
         reads = ", ".join(sql_file.reads) or "-"
         lines.append(f"  {sql_file.name:<{width}}  reads {reads}")
         lines.append(f"  {'':<{width}}  -> {describe_write(pipeline, sql_file)}")
-    registered = [t for t in pipeline.source_tables()]
-    lines.append(f"sources registered from {source}: {', '.join(registered) or 'none'}")
+    if pipeline.staged_reads():
+        lines.append(f"staged results read before publishing: {', '.join(pipeline.staged_reads())}")
+    lines.append(f"sources registered from {source}: {', '.join(pipeline.source_tables()) or 'none'}")
     return "\n".join(lines)

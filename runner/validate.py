@@ -54,9 +54,12 @@ def _reference_problem(pipeline: Pipeline, index: int, table: str, sources: set[
     if produced_at is not None and produced_at > index:
         return (f"reads {table!r}, which {pipeline.files[produced_at].name} produces later: "
                 "files run in file-name order, so renumber them")
-    if sources:
-        where = (f"the topic of {pipeline.settings_path.name}" if pipeline.settings.source == "kafka"
-                 else f"tables in {pipeline.settings_path.name}")
-        return (f"unknown table {table!r}: neither a view of an earlier file nor a source table "
-                f"({where}: {', '.join(sorted(sources))})")
-    return None
+    if not sources and any(p.path == pipeline.settings_path for p in pipeline.problems):
+        return None  # the settings themselves are broken and reported; their tables are unknown
+    if not sources:
+        return (f"unknown table {table!r}: no earlier file produces it and {pipeline.settings_path.name} "
+                f"declares no source tables (add tables = [\"{table}\", ...])")
+    where = (f"the topic of {pipeline.settings_path.name}" if pipeline.settings.source == "kafka"
+             else f"tables in {pipeline.settings_path.name}")
+    return (f"unknown table {table!r}: neither a view of an earlier file nor a source table "
+            f"({where}: {', '.join(sorted(sources))})")
