@@ -97,6 +97,8 @@ def frame(spark, table: dict, where: str):
 def run_case(spark, sql_path: Path, case: dict, where: str) -> None:
     """Run one case; raise AssertionError with chispa's readable diff when the rows differ."""
     from chispa import assert_df_equality
+    from chispa.dataframe_comparer import DataFramesNotEqualError
+    from chispa.schema_comparer import SchemasNotEqualError
 
     sql_file = load_sql_file(sql_path)
     if sql_file.problems:
@@ -116,8 +118,13 @@ def run_case(spark, sql_path: Path, case: dict, where: str) -> None:
         assert not rows, f"{where}: expected no rows, got {len(rows)}:\n" + "\n".join(str(r.asDict()) for r in rows[:10])
         return
     expected = frame(spark, expected_spec, f"{where}: expect")
-    assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True,
-                       ignore_metadata=True, underline_cells=True)
+    try:
+        assert_df_equality(actual, expected, ignore_row_order=True, ignore_nullable=True,
+                           ignore_metadata=True, underline_cells=True)
+    except (DataFramesNotEqualError, SchemasNotEqualError) as error:
+        what = "schemas" if isinstance(error, SchemasNotEqualError) else "rows"
+        raise AssertionError(f"{where}: the {what} differ; df1 = actual (what {sql_path.name} returned), "
+                             f"df2 = expected (the case's `expect:`){error}") from None
 
 
 class SqlCaseFile(pytest.File):
