@@ -64,10 +64,14 @@ def env_int(key: str, default: int | None = None) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(f"{key}={raw!r} in {ENV_FILE.name} is not a whole number") from None
+        raise ConfigError(f"{key}={raw!r} ({_origin(key)}) is not a whole number") from None
     if value < 0:
-        raise ConfigError(f"{key}={raw!r} in {ENV_FILE.name} must not be negative")
+        raise ConfigError(f"{key}={raw!r} ({_origin(key)}) must not be negative")
     return value
+
+
+def _origin(key: str) -> str:
+    return "from the environment" if key in os.environ else f"in {ENV_FILE}"
 
 
 def expand(text: str) -> str:
