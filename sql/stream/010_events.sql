@@ -10,8 +10,8 @@
 --   1. the payload must be a JSON object ('not a JSON object');
 --   2. all six fields present and not blank ('missing email, phone', every missing one listed);
 --      extra fields are ignored;
---   3. values must fit the users columns ('too long: first_name', ...), otherwise PostgreSQL
---      would reject the whole batch;
+--   3. values must fit the users columns ('too long: first_name', ...) and hold no NUL
+--      character ('NUL character in phone'), otherwise PostgreSQL would reject the whole batch;
 --   4. registration_date must be an ISO-8601 date or date-time, e.g. 2024-05-01,
 --      2024-05-01T10:15:00 or 2024-05-01T10:15:00+03:00; a time zone is converted to UTC;
 --   5. loyalty_status must be exactly Gold, Silver or Bronze;
@@ -109,6 +109,12 @@ flagged as (
             case when char_length(email) > 255 then 'email' end,
             case when char_length(phone) > 50 then 'phone' end
         ) as too_long_fields,
+        concat_ws(', ',
+            case when instr(first_name, char(0)) > 0 then 'first_name' end,
+            case when instr(last_name, char(0)) > 0 then 'last_name' end,
+            case when instr(email, char(0)) > 0 then 'email' end,
+            case when instr(phone, char(0)) > 0 then 'phone' end
+        ) as nul_fields,
         existing_emails.registered_email is not null as is_email_registered
 
     from typed_dates
@@ -125,6 +131,7 @@ judged as (
             when not is_json_object then 'not a JSON object'
             when missing_fields <> '' then concat('missing ', missing_fields)
             when too_long_fields <> '' then concat('too long: ', too_long_fields)
+            when nul_fields <> '' then concat('NUL character in ', nul_fields)
             when registration_date is null then 'unparsable registration_date'
             when loyalty_status not in ('Gold', 'Silver', 'Bronze') then 'unknown loyalty_status'
             when is_email_registered then 'email already registered'
