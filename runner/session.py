@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def spark_session(app_name: str, master: str | None = None, extra: dict[str, str
     """Build (or join) the run's SparkSession; the jars are never downloaded at run time."""
     from pyspark.sql import SparkSession
 
+    logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines say nothing to a user
     os.environ.setdefault("PYSPARK_PYTHON", os.sys.executable)
     builder = SparkSession.builder.appName(f"runner:{app_name}")
     if "PYSPARK_GATEWAY_PORT" not in os.environ:

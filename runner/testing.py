@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ def local_spark():
     if _SESSION is None:
         from pyspark.sql import SparkSession
 
+        logging.getLogger("py4j").setLevel(logging.WARNING)
         _SESSION = (SparkSession.builder.master("local[2]").appName("sql-unit-tests")
                     .config("spark.ui.enabled", "false")
                     .config("spark.driver.bindAddress", "127.0.0.1")
