@@ -77,6 +77,8 @@ class Sources:
             start, end = sources.kafka_offsets(connection, topic, self.target.stored_offsets(topic))
         except LookupError as error:
             raise RunnerError(str(error)) from None
+        except ConnectionError as error:
+            raise Unreachable(str(error)) from None
         except Exception as error:
             if is_unreachable(error):
                 raise Unreachable(f"cannot reach Kafka at {connection.servers}: {one_line(error)}") from None

@@ -80,12 +80,13 @@ def jdbc_table(spark, conn: config.Connection, table: str):
 def kafka_offsets(conn: config.Connection, topic: str, stored: dict[int, int]) -> tuple[dict[int, int], dict[int, int]]:
     """(start, end) offset per partition: start where the last published run stopped, end at the log's end now."""
     from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaTimeoutError
 
     try:
         consumer = KafkaConsumer(bootstrap_servers=conn.servers, enable_auto_commit=False,
-                                 request_timeout_ms=15000, api_version_auto_timeout_ms=10000)
-    except Exception as error:
-        raise ConnectionError(f"cannot reach Kafka at {conn.servers}: {error}") from None
+                                 request_timeout_ms=15000)
+    except KafkaTimeoutError:
+        raise ConnectionError(f"cannot reach Kafka at {conn.servers}: no broker answered") from None
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
