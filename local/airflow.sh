@@ -10,25 +10,8 @@
 source "$(dirname "$0")/lib.sh"
 
 export AIRFLOW_HOME="$STATE/airflow"
-AIRFLOW_DB_USER="${AIRFLOW_DB_USER:-airflow_user}"
-AIRFLOW_DB_PASSWORD="${AIRFLOW_DB_PASSWORD:-airflow_pass}"
 AIRFLOW_URL="http://localhost:$AIRFLOW_PORT"
 START_TIMEOUT="${AIRFLOW_START_TIMEOUT:-240}"
-
-# The metadata database and its owner, created through the superuser's Unix socket (peer
-# authentication). The password travels on stdin, never on a command line.
-create_metadata_db() {
-  pg_superuser_psql -d postgres <<SQL
-\\set role '${AIRFLOW_DB_USER//\'/\'\'}'
-\\set pass '${AIRFLOW_DB_PASSWORD//\'/\'\'}'
-\\set db '${AIRFLOW_DB//\'/\'\'}'
-SELECT format('CREATE ROLE %I LOGIN', :'role')
- WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
-SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', :'role', :'pass') \\gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'db', :'role')
- WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'db') \\gexec
-SQL
-}
 
 # Airflow's configuration as environment variables, printed as `export` lines for eval. Built in
 # Python so that passwords and JSON are quoted correctly whatever they contain.
@@ -122,8 +105,8 @@ start() {
   mkdir -p "$AIRFLOW_HOME" "$LOGS" "$PIDS"
   port_open "$POSTGRESQL_APP_HOST" "$POSTGRESQL_APP_PORT" \
     || die "airflow: PostgreSQL is not answering on $POSTGRESQL_APP_HOST:$POSTGRESQL_APP_PORT; run 'make up' first"
-  export ROOT AIRFLOW_DB_USER AIRFLOW_DB_PASSWORD
-  create_metadata_db
+  export ROOT
+  "$ROOT/local/initdb.sh" postgresql  # its metadata database is part of the shared init SQL
   local environment; environment="$(airflow_environment)"
   eval "$environment"
   if ! pid_alive airflow; then

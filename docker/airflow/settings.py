@@ -41,8 +41,8 @@ def env(key: str) -> str:
 
 def metadata_url() -> str:
     """The SQLAlchemy URL of Airflow's metadata database (AIRFLOW_DB) in the platform's PostgreSQL."""
-    user = quote(env("POSTGRESQL_APP_USER"), safe="")
-    password = quote(env("POSTGRESQL_APP_PASSWORD"), safe="")
+    user = quote(env("AIRFLOW_DB_USER"), safe="")
+    password = quote(env("AIRFLOW_DB_PASSWORD"), safe="")
     host, port, database = env("POSTGRESQL_APP_HOST"), env("POSTGRESQL_APP_PORT"), env("AIRFLOW_DB")
     return f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{quote(database, safe='')}"
 

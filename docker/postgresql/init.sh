@@ -11,12 +11,5 @@ psql_superuser() { psql -X -q -v ON_ERROR_STOP=1 --no-password --username "$POST
 psql_superuser --dbname postgres -f "$SQL_DIR/01_database.sql"
 psql_superuser --dbname "$POSTGRESQL_APP_DB" -f "$SQL_DIR/02_schema.sql"
 
-# Airflow's metadata database (AIRFLOW_DB), owned by the application user.
-psql_superuser --dbname postgres <<'SQL'
-\getenv airflow_db AIRFLOW_DB
-\getenv app_user POSTGRESQL_APP_USER
-select format('create database %I owner %I', :'airflow_db', :'app_user')
-where not exists (select 1 from pg_database where datname = :'airflow_db')
-\gexec
-SQL
+psql_superuser --dbname postgres -f "$SQL_DIR/03_airflow_metadata.sql"
 echo "postgresql: $POSTGRESQL_APP_DB.$POSTGRESQL_APP_SCHEMA ready for $POSTGRESQL_APP_USER; Airflow metadata in $AIRFLOW_DB"
