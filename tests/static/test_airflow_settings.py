@@ -69,13 +69,13 @@ def test_airflow_commands_call_the_settings_helper_it_ships(services):
 
 def test_metadata_url_quotes_the_password(monkeypatch):
     settings = load_settings()
-    for key, value in {"POSTGRESQL_APP_USER": "finals_user", "POSTGRESQL_APP_PASSWORD": "p@ss:w/rd#1",
+    for key, value in {"AIRFLOW_DB_USER": "airflow_user", "AIRFLOW_DB_PASSWORD": "p@ss:w/rd#1",
                        "POSTGRESQL_APP_HOST": "postgresql", "POSTGRESQL_APP_PORT": "5432",
                        "AIRFLOW_DB": "airflow_db"}.items():
         monkeypatch.setenv(key, value)
     url = urlsplit(settings.metadata_url())
     assert (url.scheme, url.hostname, url.port, url.path) == ("postgresql+psycopg2", "postgresql", 5432, "/airflow_db")
-    assert (unquote(url.username), unquote(url.password)) == ("finals_user", "p@ss:w/rd#1")
+    assert (unquote(url.username), unquote(url.password)) == ("airflow_user", "p@ss:w/rd#1")
 
 
 def test_init_keeps_the_secrets_and_rewrites_the_admin_password(tmp_path, monkeypatch):
