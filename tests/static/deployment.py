@@ -6,8 +6,7 @@ Example:
     >>> variables("pg_isready -p $$PGPORT -h ${HOST:-localhost}")
     ['HOST']
 
-They read docker-compose.yml, .env, the Dockerfiles, and the README's Docker section (README.md
-once docs/docker.md is merged into it, docs/docker.md until then).
+They read docker-compose.yml, .env, the Dockerfiles, and the README's Docker section.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_FILE = ROOT / ".env"
-DOCS = (ROOT / "README.md", ROOT / "docs" / "docker.md")
+DOCS = (ROOT / "README.md",)
 
 # Compose's interpolation: `$$` is a literal `$`; `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
 # `${VAR:?error}`, `${VAR?error}`, `${VAR:+other}`, `${VAR+other}`, and a bare `$VAR`.
@@ -99,7 +98,7 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def doc_containing(marker: Callable[[str], bool]) -> tuple[Path, str]:
-    """README.md if it has the Docker section's `marker`, else docs/docker.md (before the merge)."""
+    """README.md, which must have the Docker section's `marker`."""
     for path in DOCS:
         if path.exists() and marker(text := path.read_text()):
             return path, text
