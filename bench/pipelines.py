@@ -1,0 +1,260 @@
+"""Benchmark the three pipelines, with the original system's method measured in the same run.
+
+    .venv/bin/python bench/pipelines.py [--scale 10] [--events 100000] [--keep]
+
+Prints, each as the wall-clock seconds of one `python -m runner run` (what Airflow runs):
+- `replicate` and `marts` on the default dataset (PG_DATAGEN_NUM_* in .env) and on `--scale`
+  times it, each in a scratch PostgreSQL schema and MySQL database of its own;
+- `stream` draining 10,000 x scale queued events (same scales), on a scratch topic;
+- the stream's steady rate: events/s draining `--events` queued events in a warm session
+  (one SparkSession that has already run once, as with `run stream --follow`);
+- the baseline on the default dataset: the original system's method, one `spark-submit` per
+  table and one per mart (plain PySpark, Spark's own JDBC overwrite, no staging, no checks),
+  writing `bench_<table>` next to the runner's tables.
+Then the ratios against the targets: replicate + marts at least 4x faster than the baseline,
+the scaled dataset in less than 3x the default's time, the stream at least 10,000 events/s.
+
+Needs `make up`. The scratch schemas, databases and topics are dropped at the end (`--keep`
+leaves them, and a later run then skips generating the data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from runner import config  # noqa: E402
+
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+TABLES = ["product_categories", "users", "products", "orders", "order_details"]
+MARTS = ["mart_user_activity", "mart_product_sales", "mart_average_check"]
+BY_HAND_TABLES = str(ROOT / "bench" / "replicate_by_hand.py")
+STREAM_EVENTS_PER_SCALE = 10_000
+SHARED_TOPIC = "new_users_events"
+LOCKED = "holds its lock"
+
+
+# --- scratch places ------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Scratch:
+    """A PostgreSQL schema, a MySQL database and a Kafka topic named `name`."""
+
+    name: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "POSTGRESQL_APP_SCHEMA": self.name, "MYSQL_APP_DB": self.name,
+                "KAFKA_TOPIC_NAME": self.name}
+
+    def create(self, scale: int) -> None:
+        subprocess.run(["bash", "local/initdb.sh", "postgresql", "mysql"], cwd=ROOT, env=self.env,
+                       check=True, capture_output=True)
+        result = subprocess.run([PYTHON, "-m", "datagen.postgres", "--scale", str(scale)], cwd=ROOT,
+                                env=self.env, capture_output=True, text=True)
+        if result.returncode != 0:
+            sys.exit(f"datagen.postgres --scale {scale} failed:\n{result.stderr[-2000:]}")
+
+    def drop(self) -> None:
+        pg = dataclasses.replace(config.connection("postgresql"), schema=self.name).connect()
+        with pg.cursor() as cursor:
+            cursor.execute(f'drop schema if exists "{self.name}" cascade')
+        pg.commit()
+        pg.close()
+        my = dataclasses.replace(config.connection("mysql"), database=self.name).connect()
+        with my.cursor() as cursor:
+            cursor.execute(f"drop database if exists `{self.name}`")
+        my.close()
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=config.env("KAFKA_BOOTSTRAP_SERVERS"))
+        try:
+            if self.name in admin.list_topics():
+                admin.delete_topics([self.name])
+        finally:
+            admin.close()
+
+
+def stream_copy(directory: Path, topic: str) -> Path:
+    """sql/stream with its SQL reading `topic` instead of the shared topic (the only change)."""
+    pipeline = directory / "stream"
+    shutil.copytree(ROOT / "sql" / "stream", pipeline)
+    events_sql = pipeline / "010_events.sql"
+    events_sql.write_text(events_sql.read_text().replace(f"from {SHARED_TOPIC}\n", f"from {topic}\n"))
+    return pipeline
+
+
+def publish_events(scratch: Scratch, count: int) -> None:
+    """`count` generated events onto the scratch topic (not timed)."""
+    result = subprocess.run([PYTHON, "-m", "datagen.kafka", "--count", str(count), "--interval", "0"],
+                            cwd=ROOT, env=scratch.env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"datagen.kafka --count {count} failed:\n{result.stderr[-2000:]}")
+
+
+# --- timed steps ---------------------------------------------------------------------------------
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    """Seconds of one successful run of `command`; a run turned away by the pipeline's lock
+    (another run of the same pipeline on this server) is retried and not counted."""
+    while True:
+        started = time.monotonic()
+        result = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        seconds = time.monotonic() - started
+        if result.returncode == 0:
+            return seconds
+        if not (result.returncode == 1 and LOCKED in result.stderr):
+            sys.exit(f"benchmark step failed: {' '.join(command)}\n{result.stderr[-3000:]}")
+        time.sleep(2)
+
+
+def run(pipeline: str | Path, scratch: Scratch) -> float:
+    return timed([PYTHON, "-m", "runner", "run", str(pipeline)], scratch.env)
+
+
+def warm_drain(pipeline: Path, scratch: Scratch, count: int) -> float:
+    """Seconds for a warm session (one that already ran, as under --follow) to drain `count` events."""
+    os.environ.update(scratch.env)
+    from runner.pipeline import load_pipeline
+    from runner.run import run_pipeline
+    from runner.session import spark_session
+
+    loaded = load_pipeline(pipeline)
+    spark = spark_session("bench-stream")
+    run_pipeline(loaded, spark)  # warm-up: drains what is queued, loads drivers, compiles
+    publish_events(scratch, count)
+    started = time.monotonic()
+    summary = run_pipeline(loaded, spark)
+    seconds = time.monotonic() - started
+    drained = sum(summary.rows.values())
+    if drained != count:
+        sys.exit(f"the warm run drained {drained} events, expected {count}")
+    spark.stop()
+    return seconds
+
+
+def spark_submit_command() -> list[str]:
+    import pyspark
+
+    jars = sorted(str(p) for p in (ROOT / config.env("SPARK_JARS_DIR")).glob("*.jar"))
+    return [str(Path(pyspark.__file__).parent / "bin" / "spark-submit"),
+            "--master", config.env("SPARK_MASTER_URL", "local[*]"),
+            "--jars", ",".join(jars), "--driver-class-path", os.pathsep.join(jars)]
+
+
+def original_method(scratch: Scratch) -> tuple[float, float]:
+    """(tables, marts): seconds of one spark-submit per table, then one per mart."""
+    submit = spark_submit_command()
+    env = {**scratch.env, "PYSPARK_PYTHON": PYTHON, "PYSPARK_DRIVER_PYTHON": PYTHON}
+    tables = sum(timed([*submit, BY_HAND_TABLES, table], env) for table in TABLES)
+    marts = sum(timed([*submit, __file__, "--by-hand-mart", mart], env) for mart in MARTS)
+    return tables, marts
+
+
+# --- the baseline's marts, written as the original system wrote them ---------------------------
+
+def by_hand_mart(mart: str) -> None:
+    """One mart in plain PySpark (run under spark-submit): read MySQL, aggregate, overwrite bench_<mart>."""
+    from pyspark.sql import functions as F
+
+    from runner.session import spark_session
+
+    spark = spark_session(f"{mart}-by-hand")
+    mysql = config.connection("mysql")
+
+    def table(name: str):
+        return spark.read.jdbc(mysql.jdbc_url, name, properties=mysql.jdbc_properties)
+
+    orders, users = table("orders"), table("users")
+    if mart == "mart_user_activity":
+        result = (orders.join(users, "user_id")
+                  .groupBy("user_id", "first_name", "last_name", "status")
+                  .agg(F.count("*").alias("order_count"), F.sum("total_amount").alias("total_spent")))
+    elif mart == "mart_product_sales":
+        result = (table("order_details").join(table("products"), "product_id")
+                  .join(orders.select("order_id", "status"), "order_id")
+                  .groupBy("product_id", "name", "status")
+                  .agg(F.sum("quantity").alias("total_quantity_sold"), F.sum("total_price").alias("total_sales")))
+    else:
+        result = (orders.join(users, "user_id")
+                  .groupBy("status", "loyalty_status")
+                  .agg(F.round(F.avg("total_amount"), 2).alias("average_check")))
+    result.write.option("batchsize", 10000).jdbc(mysql.jdbc_url, f"bench_{mart}", mode="overwrite",
+                                                 properties=mysql.jdbc_properties)
+    spark.stop()
+
+
+# --- report --------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=10, help="the larger dataset, times the default (default 10)")
+    parser.add_argument("--events", type=int, default=100_000, help="queued events for the stream's rate")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch schemas, databases and topics")
+    parser.add_argument("--by-hand-mart", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.by_hand_mart:
+        by_hand_mart(args.by_hand_mart)
+        return
+    shutil.which("java") or sys.exit("java is needed: run `make up`")
+
+    scales = [1, args.scale]
+    scratches = {scale: Scratch(f"bench_pipelines_x{scale}") for scale in scales}
+    seconds: dict[tuple[str, int], float] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for scale, scratch in scratches.items():
+                print(f"scale x{scale}: generating the shop in {scratch.name} (not timed)", flush=True)
+                scratch.create(scale)
+                stream = stream_copy(Path(tmp) / f"x{scale}", scratch.name)
+                publish_events(scratch, STREAM_EVENTS_PER_SCALE * scale)
+                for name, pipeline in (("replicate", "replicate"), ("marts", "marts"), ("stream", stream)):
+                    seconds[name, scale] = run(pipeline, scratch)
+                    print(f"  {name:<10} x{scale:<3} {seconds[name, scale]:7.1f} s", flush=True)
+            print("original method on the default dataset: one spark-submit per table and per mart", flush=True)
+            tables, marts = original_method(scratches[1])
+            print(f"  {len(TABLES)} table submits {tables:7.1f} s, {len(MARTS)} mart submits {marts:7.1f} s", flush=True)
+            print(f"stream: a warm session draining {args.events} queued events", flush=True)
+            drain = warm_drain(stream_copy(Path(tmp) / "warm", scratches[1].name), scratches[1], args.events)
+    finally:
+        if not args.keep:
+            for scratch in scratches.values():
+                scratch.drop()
+    report(seconds, scales, tables, marts, drain, args.events)
+
+
+def report(seconds: dict[tuple[str, int], float], scales: list[int], tables: float, marts: float,
+           drain: float, events: int) -> None:
+    small, large = scales
+    print(f"\non {os.cpu_count()} cores, master {config.env('SPARK_MASTER_URL', 'local[*]')}; "
+          "seconds of one `python -m runner run` each")
+    print(f"{'pipeline':<34}{'default':>10}{f'x{large}':>10}{'ratio':>8}")
+    for name in ("replicate", "marts", "stream"):
+        a, b = seconds[name, small], seconds[name, large]
+        print(f"{name:<34}{a:10.1f}{b:10.1f}{b / a:7.2f}x")
+    ours = seconds["replicate", small] + seconds["marts", small]
+    ours_large = seconds["replicate", large] + seconds["marts", large]
+    baseline = tables + marts
+    print(f"{'replicate + marts':<34}{ours:10.1f}{ours_large:10.1f}{ours_large / ours:7.2f}x   (target < 3x)")
+    print(f"{'original method (8 spark-submits)':<34}{baseline:10.1f}")
+    print(f"\noriginal method / runner, replicate + marts: {baseline / ours:5.2f}x   (target >= 4x)")
+    print(f"stream, warm session: {events} events in {drain:.1f} s = {events / drain:,.0f} events/s   "
+          "(target >= 10,000)")
+    cold = STREAM_EVENTS_PER_SCALE * large / seconds["stream", large]
+    print(f"stream, one cold run (JVM start included): {STREAM_EVENTS_PER_SCALE * large} events in "
+          f"{seconds['stream', large]:.1f} s = {cold:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()
