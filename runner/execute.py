@@ -76,6 +76,11 @@ class Views:
             self.sources(table).createOrReplaceTempView(view_name(table))
             self.registered.add(table)
 
+    def forget(self, table: str) -> None:
+        """Resolve `table` afresh on its next read (a staged copy now stands behind it)."""
+        with self.lock:
+            self.registered.discard(table)
+
     def publish_result(self, name: str, frame) -> None:
         """Later files read this file's result under its target name."""
         with self.lock:
@@ -157,6 +162,7 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
         else:
             rows = write(sql_file, frame)
             views.publish_result(sql_file.target, frame)
+            views.forget(f"{pipeline.settings.target}.{sql_file.target}")
         outcome = Outcome(sql_file, rows, time.monotonic() - started)
         log_outcome(pipeline, outcome)
         return outcome

@@ -20,6 +20,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
 from runner import config, ddl
 
 log = logging.getLogger("runner")
@@ -92,8 +95,16 @@ class Target:
         self._lock = conn
 
     def unlock(self) -> None:
-        if self._lock is not None:
-            self._lock.close()  # closing the session releases the lock
+        if self._lock is None:
+            return
+        # Release explicitly: MariaDB frees a GET_LOCK only once it has processed the disconnect.
+        release = ("select pg_advisory_unlock(hashtext(%s))" if self.dialect == "postgresql"
+                   else "select release_lock(%s)")
+        try:
+            with self._lock.cursor() as cursor:
+                cursor.execute(release, (f"runner:{self.pipeline}",))
+        finally:
+            self._lock.close()
             self._lock = None
 
     # --- staging -----------------------------------------------------------------------------
@@ -118,6 +129,13 @@ class Target:
     def write_staging(self, target: str, dataframe) -> int:
         """Load `dataframe` into the staging table of `target` with Spark's batched JDBC writer."""
         staging = self.staging_name(target)
+        if self.dialect == "mysql":
+            # Connector/J takes MariaDB (version 5.5.5-10.x) for a server without fractional
+            # seconds and drops them; as text in the session's UTC they arrive whole.
+            dataframe = dataframe.select([
+                F.date_format(F.col(f"`{f.name}`"), "yyyy-MM-dd HH:mm:ss.SSSSSS").alias(f.name)
+                if isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)) else F.col(f"`{f.name}`")
+                for f in dataframe.schema.fields])
         (dataframe.write
          .option("batchsize", 10000)
          .option("isolationLevel", "READ_COMMITTED")
@@ -186,18 +204,27 @@ class Target:
 
     def publish(self, offsets: list[tuple[str, int, int]] | None = None) -> None:
         """Make every staged result visible at once (see the module docstring)."""
-        statements: list[tuple[str, tuple | None]] = []
-        swaps: list[Staged] = []
-        for item in self.staged.values():
-            if item.mode == "overwrite":
-                swaps.append(item)
-                continue
-            statements.append((self._create_like_staging(item), None))
-            statements.append((self._insert_from_staging(item), None))
-            statements.append((f"DROP TABLE {self.q(self.staging_name(item.target))}", None))
-        statements += self._offset_statements(offsets or [])
+        swaps = [item for item in self.staged.values() if item.mode == "overwrite"]
+        inserts = [item for item in self.staged.values() if item.mode != "overwrite"]
+        creates = [(self._create_like_staging(item), None) for item in inserts]
+        dml = [(self._insert_from_staging(item), None) for item in inserts]
+        dml += self._offset_statements(offsets or [])
+        drops = [(f"DROP TABLE {self.q(self.staging_name(item.target))}", None) for item in inserts]
         if self.dialect == "postgresql":
-            statements += self._postgres_swaps(swaps)
+            # DDL is transactional here: everything commits together or not at all.
+            self._transaction(creates + dml + self._postgres_swaps(swaps) + drops)
+            return
+        # MySQL commits implicitly on DDL: create missing targets first, keep the transaction to
+        # the inserts and offsets, then swap the overwritten tables in one RENAME statement.
+        self._transaction(creates)
+        self._transaction(dml)
+        if swaps:
+            self._mysql_swap(swaps)
+        self._transaction(drops)
+
+    def _transaction(self, statements: list[tuple[str, tuple | None]]) -> None:
+        if not statements:
+            return
         conn = self.connection.connect()
         try:
             with conn.cursor() as cursor:
@@ -209,8 +236,6 @@ class Target:
             raise
         finally:
             conn.close()
-        if self.dialect == "mysql" and swaps:
-            self._mysql_swap(swaps)
 
     def _postgres_swaps(self, swaps: list[Staged]) -> list[tuple[str, None]]:
         statements = []
