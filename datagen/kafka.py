@@ -68,24 +68,12 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def period_from_config() -> float:
-    """KAFKA_DATAGEN_PERIOD_SECS as seconds; ConfigError naming the key if it is not >= 0."""
-    raw = config.env("KAFKA_DATAGEN_PERIOD_SECS", "3")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"KAFKA_DATAGEN_PERIOD_SECS={raw!r} is not a number of seconds") from None
-    if value < 0:
-        raise ConfigError(f"KAFKA_DATAGEN_PERIOD_SECS={raw!r} must not be negative")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the generator; returns the exit code."""
     args = parser().parse_args(argv)
     _configure_logging()
     try:
-        interval = period_from_config() if args.interval is None else args.interval
+        interval = config.env_float("KAFKA_DATAGEN_PERIOD_SECS", 3) if args.interval is None else args.interval
         servers = config.connection("kafka").servers
         topic = config.env("KAFKA_TOPIC_NAME")
         topic_partitions = config.env_int("KAFKA_TOPIC_PARTITIONS", 3)

@@ -119,20 +119,7 @@ start() {
   else
     echo "airflow: already running (pid $(cat "$PIDS/airflow.pid"), $AIRFLOW_URL)"
   fi
-  local deadline=$((SECONDS + START_TIMEOUT)) verdict=""
-  until verdict="$(health)"; do
-    if ! pid_alive airflow; then
-      echo "error: airflow exited before it became healthy; last lines of .state/logs/airflow.log:" >&2
-      tail -n 30 "$LOGS/airflow.log" >&2 || true
-      exit 1
-    fi
-    if [ $SECONDS -ge $deadline ]; then
-      echo "error: airflow on $AIRFLOW_URL not healthy within ${START_TIMEOUT}s ($verdict); last lines of .state/logs/airflow.log:" >&2
-      tail -n 30 "$LOGS/airflow.log" >&2 || true
-      exit 1
-    fi
-    sleep 1
-  done
+  wait_for airflow 127.0.0.1 "$AIRFLOW_PORT" "$START_TIMEOUT" health
   say "airflow healthy in $((SECONDS - started))s: UI $AIRFLOW_URL (user $AIRFLOW_ADMIN_USER, password in .env), log .state/logs/airflow.log"
 }
 

@@ -60,11 +60,21 @@ def env(key: str, default: str | None = None) -> str:
 
 def env_int(key: str, default: int | None = None) -> int:
     """`key` as a non-negative integer, or ConfigError naming the key and its bad value."""
+    return _non_negative(key, default, int)
+
+
+def env_float(key: str, default: float | None = None) -> float:
+    """`key` as a non-negative number, or ConfigError naming the key and its bad value."""
+    return _non_negative(key, default, float)
+
+
+def _non_negative(key: str, default, kind: type):
     raw = env(key, None if default is None else str(default))
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{key}={raw!r} ({_origin(key)}) is not a whole number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ConfigError(f"{key}={raw!r} ({_origin(key)}) is not {what}") from None
     if value < 0:
         raise ConfigError(f"{key}={raw!r} ({_origin(key)}) must not be negative")
     return value
