@@ -17,10 +17,18 @@ class InvalidPipeline(RunnerError):
     exit_code = 2
 
 
-class Unreachable(RunnerError):
-    """A database or broker could not be reached: exit 3, worth a retry."""
+class Retryable(RunnerError):
+    """A transient failure: exit 3, worth a retry."""
 
     exit_code = 3
+
+
+class Unreachable(Retryable):
+    """A database or broker could not be reached."""
+
+
+class Busy(Retryable):
+    """Another run of the same pipeline holds its lock."""
 
 
 _UNREACHABLE = re.compile(

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from runner import config, sources
-from runner.errors import InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
+from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
 from runner.execute import execute
 from runner.pipeline import Pipeline, SqlFile
 from runner.publish import Target
@@ -99,7 +99,7 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4) -> Summar
     except ConnectionError as error:
         raise Unreachable(str(error)) from None
     except RuntimeError as error:
-        raise RunnerError(str(error)) from None
+        raise Busy(str(error)) from None
     try:
         spark = spark or spark_session(pipeline.name)
         resolve = Sources(spark, pipeline, target)

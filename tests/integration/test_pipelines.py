@@ -116,7 +116,7 @@ def run_pipeline(pipeline: str | Path, env: dict[str, str]) -> subprocess.Comple
     while True:
         result = subprocess.run([sys.executable, "-m", "runner", "run", str(pipeline)], cwd=config.ROOT,
                                 env=env, capture_output=True, text=True, timeout=1800)
-        if not (result.returncode == 1 and LOCKED in result.stderr):
+        if not (result.returncode == 3 and LOCKED in result.stderr):
             return result
         time.sleep(5)
 

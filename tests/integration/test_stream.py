@@ -111,7 +111,7 @@ class Stream:
             self.local_state.mkdir(exist_ok=True)
             result = subprocess.run(self.command(), cwd=config.ROOT, env=self.env, capture_output=True,
                                     text=True, timeout=1800)
-            if not (result.returncode == 1 and LOCKED in result.stderr):
+            if not (result.returncode == 3 and LOCKED in result.stderr):
                 return result
             time.sleep(5)
 
