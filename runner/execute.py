@@ -140,8 +140,11 @@ def dependencies(pipeline: Pipeline) -> dict[int, list[int]]:
 def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
             write: Callable[[SqlFile, object], int], max_workers: int = 4) -> list[Outcome]:
     """Run every file, concurrently where independent; raise the first failure."""
+    from pyspark import StorageLevel
+
     views = Views(spark, sources)
     depends = dependencies(pipeline)
+    read_later = {d for needs in depends.values() for d in needs}
     futures: dict[int, Future] = {}
 
     def run_one(index: int) -> Outcome:
@@ -160,6 +163,10 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
         elif sql_file.mode == "view":
             views.publish_result(sql_file.target, frame)
         else:
+            if index in read_later:
+                # Later files (checks) read this result: keep the rows written, one snapshot of
+                # the source, instead of reading the source again.
+                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
             rows = write(sql_file, frame)
             views.publish_result(sql_file.target, frame)
             views.forget(f"{pipeline.settings.target}.{sql_file.target}")

@@ -1,9 +1,10 @@
 -- mode: check
 
--- Did every table land in MySQL exactly as it is in PostgreSQL? Compares, per table, the
--- row count and a checksum of the source (postgresql.<table>) with the staged MySQL copy
--- (mysql.<table>, what the swap is about to publish). Returns one row per table that
--- differs, naming it; no rows means the replica is faithful.
+-- Did every table land in MySQL exactly as it was read from PostgreSQL? Compares, per table,
+-- the row count and a checksum of the rows this run read (<table>: the earlier file's result,
+-- one snapshot, so rows the stream adds meanwhile cannot cause a false alarm) with the staged
+-- MySQL copy (mysql.<table>, what the swap is about to publish). Returns one row per table
+-- that differs, naming it; no rows means the replica is faithful.
 --
 -- The checksum must come out identical whichever driver read the data, so each row is
 -- first rendered as canonical text: integers as digits, money with exactly two decimals,
@@ -15,7 +16,7 @@ with
 
 product_categories_both as (
 
-    select 'postgresql' as side, * from postgresql.product_categories
+    select 'postgresql' as side, * from product_categories
     union all
     select 'mysql' as side, * from mysql.product_categories
 
@@ -23,7 +24,7 @@ product_categories_both as (
 
 users_both as (
 
-    select 'postgresql' as side, * from postgresql.users
+    select 'postgresql' as side, * from users
     union all
     select 'mysql' as side, * from mysql.users
 
@@ -31,7 +32,7 @@ users_both as (
 
 products_both as (
 
-    select 'postgresql' as side, * from postgresql.products
+    select 'postgresql' as side, * from products
     union all
     select 'mysql' as side, * from mysql.products
 
@@ -39,7 +40,7 @@ products_both as (
 
 orders_both as (
 
-    select 'postgresql' as side, * from postgresql.orders
+    select 'postgresql' as side, * from orders
     union all
     select 'mysql' as side, * from mysql.orders
 
@@ -47,7 +48,7 @@ orders_both as (
 
 order_details_both as (
 
-    select 'postgresql' as side, * from postgresql.order_details
+    select 'postgresql' as side, * from order_details
     union all
     select 'mysql' as side, * from mysql.order_details
 
