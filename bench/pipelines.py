@@ -119,7 +119,7 @@ def timed(command: list[str], env: dict[str, str]) -> float:
         seconds = time.monotonic() - started
         if result.returncode == 0:
             return seconds
-        if not (result.returncode == 1 and LOCKED in result.stderr):
+        if not (result.returncode == 3 and LOCKED in result.stderr):
             sys.exit(f"benchmark step failed: {' '.join(command)}\n{result.stderr[-3000:]}")
         time.sleep(2)
 
