@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from runner.errors import RunnerError, spark_error_line
+from runner.errors import RunnerError, one_line, spark_error_line
 from runner.pipeline import Pipeline, SqlFile
 
 log = logging.getLogger("runner")
@@ -96,8 +96,6 @@ def transform(spark, sql_file: SqlFile, sources: Callable[[str], object], views:
     try:
         return spark.sql(executable_sql(sql_file))
     except Exception as error:  # Spark's parse and analysis errors
-        from runner.errors import one_line
-
         line = spark_error_line(error) or 1
         raise RunnerError(f"{sql_file.path}:{line}: {one_line(error)}") from None
 
