@@ -98,6 +98,8 @@ class RunnerSubmitOperator(SparkSubmitOperator):
     """
 
     def __init__(self, *, pipeline: str, conn_id: str = "spark_default", **kwargs: Any) -> None:
+        from runner.session import driver_java_options
+
         python = os.environ.get("PYSPARK_PYTHON", sys.executable)
         # pyspark's own spark-submit beside this Python, whatever PATH the worker has.
         spark_submit = Path(sys.executable).parent / "spark-submit"
@@ -109,9 +111,15 @@ class RunnerSubmitOperator(SparkSubmitOperator):
             application_args=["run", pipeline],
             conn_id=conn_id,
             jars=spark_jars(),  # resolved again in the worker, which parses this file before running
+            # The same driver classpath and JVM options as a native run, so the driver maps the
+            # class archive `make up` wrote (see runner/session.py) and starts as fast.
+            driver_class_path=(spark_jars() or "").replace(",", os.pathsep) or None,
             name=f"runner-{pipeline}",
-            # Spark's INFO start-up chatter would bury the runner's own lines in the task log.
-            conf={"spark.log.level": "WARN"},
+            conf={
+                # Spark's INFO start-up chatter would bury the runner's own lines in the task log.
+                "spark.log.level": "WARN",
+                "spark.driver.extraJavaOptions": driver_java_options(),
+            },
             env_vars={
                 "PYSPARK_PYTHON": python,
                 "PYSPARK_DRIVER_PYTHON": python,

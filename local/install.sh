@@ -61,6 +61,18 @@ install_jars() {
   echo "$want" > "$stamp"
 }
 
+# Spark's start-up classes, archived once per JVM, Spark version and jar set (runner/session.py).
+install_class_archive() {
+  local stamp="$STATE/jars/.class-archive" want
+  want="$( { java -version 2>&1; "$PY" -c 'import pyspark; print(pyspark.__version__)'; ls "$STATE/jars/spark"; } \
+    | sha256sum | cut -c1-16)"
+  stamp_matches "$stamp" "$want" && return 0
+  say "archiving the Spark driver's classes (once, for a faster start of every run)"
+  quietly "$PY" -m runner.session
+  echo "$want" > "$stamp"
+}
+
 install_debian_packages
 install_venv
 install_jars
+install_class_archive

@@ -35,6 +35,7 @@ import yaml
 from runner import config
 from runner.execute import transform
 from runner.pipeline import load_sql_file
+from runner.session import driver_java_options
 
 _SESSION = None
 
@@ -52,7 +53,7 @@ def local_spark():
                     .config("spark.driver.host", "127.0.0.1")
                     .config("spark.sql.shuffle.partitions", "2")
                     .config("spark.sql.session.timeZone", "UTC")
-                    .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+                    .config("spark.driver.extraJavaOptions", driver_java_options(with_archive=False))
                     .getOrCreate())
         _SESSION.sparkContext.setLogLevel("ERROR")
     return _SESSION
