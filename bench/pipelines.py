@@ -138,7 +138,7 @@ def warm_drains(pipeline: Path, scratch: Scratch, count: int, repeat: int) -> li
     from runner.session import spark_session
 
     loaded = load_pipeline(pipeline)
-    spark = spark_session("bench-stream")
+    spark = spark_session("bench-stream", long_lived=True)  # as `run stream --follow` starts it
 
     def drain() -> tuple[float, int]:
         while True:  # a run turned away by the pipeline's lock is retried and not counted

@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -142,8 +144,17 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
 
     views = Views(spark, sources)
     depends = dependencies(pipeline)
-    read_later = {d for needs in depends.values() for d in needs}
+    readers = Counter(d for needs in depends.values() for d in needs)
+    persisted = []  # results kept for later files, released when the run ends
     futures: dict[int, Future] = {}
+
+    def keep(frame):
+        # Computed now and kept (memory, then disk) as a checkpoint that later SQL reads
+        # directly: a cached DataFrame is found again only by matching plans, which a CTE in
+        # the reading file defeats, and its source would be read a second time.
+        kept = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        persisted.append(kept)
+        return kept
 
     def run_one(index: int) -> Outcome:
         for dependency in depends[index]:
@@ -159,12 +170,13 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
             if offending:
                 raise CheckFailed(f"{sql_file.path}: {format_check_failure(sql_file, offending)}")
         elif sql_file.mode == "view":
-            views.publish_result(sql_file.target, frame)
+            # A view two later files read is computed once (one snapshot of its sources).
+            views.publish_result(sql_file.target, keep(frame) if readers[index] > 1 else frame)
         else:
-            if index in read_later:
+            if readers[index]:
                 # Later files (checks) read this result: keep the rows written, one snapshot of
                 # the source, instead of reading the source again.
-                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+                frame = keep(frame)
             rows = write(sql_file, frame)
             views.publish_result(sql_file.target, frame)
             views.forget(f"{pipeline.settings.target}.{sql_file.target}")
@@ -172,8 +184,8 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
         log_outcome(pipeline, outcome)
         return outcome
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(pipeline.files))),
-                            thread_name_prefix="sql") as pool:
+    with _released(persisted), ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(pipeline.files))),
+                                                  thread_name_prefix="sql") as pool:
         for index in range(len(pipeline.files)):
             futures[index] = pool.submit(run_one, index)
         done, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
@@ -185,6 +197,19 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
                 spark.sparkContext.cancelAllJobs()
                 raise future.exception()
         return [futures[i].result() for i in sorted(futures)]
+
+
+@contextmanager
+def _released(frames: list):
+    """Unpersist the kept results when the run ends (a --follow session runs again and again)."""
+    try:
+        yield
+    finally:
+        for frame in frames:
+            try:
+                frame._jdf.queryExecution().analyzed().rdd().unpersist(False)
+            except Exception:  # noqa: BLE001 - best effort: Spark's cleaner frees it later anyway
+                pass
 
 
 def log_outcome(pipeline: Pipeline, outcome: Outcome) -> None:

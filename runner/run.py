@@ -142,7 +142,7 @@ def follow(pipeline: Pipeline, every: float) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    spark = spark_session(pipeline.name)
+    spark = spark_session(pipeline.name, long_lived=True)
     while not stop.is_set():
         run_pipeline(pipeline, spark)
         stop.wait(every)

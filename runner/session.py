@@ -39,20 +39,23 @@ def class_archive() -> Path:
     return jars_dir().parent / "spark-driver.jsa"
 
 
-def driver_java_options(with_archive: bool = True) -> str:
-    """The driver JVM's options: UTC; the JIT's quick tier only, since a run is short and on a
-    few cores the optimising compiler's threads take the CPU from the work (a replicate run
-    takes about a third less time); and the class archive when there is one (a stale archive,
-    from other jars or another JVM, is ignored by the JVM: the session just starts slower)."""
-    options = ["-Duser.timezone=UTC", "-XX:TieredStopAtLevel=1"]
+def driver_java_options(with_archive: bool = True, long_lived: bool = False) -> str:
+    """The driver JVM's options: UTC; for a run (not a long-lived session) the JIT's quick tier
+    only, since on a few cores the optimising compiler's threads take the CPU from a short
+    job (a replicate run takes about a third less time), while a session that runs for hours
+    gains from it; and the class archive when there is one (a stale archive, from other jars
+    or another JVM, is ignored by the JVM: the session just starts slower)."""
+    options = ["-Duser.timezone=UTC"] + ([] if long_lived else ["-XX:TieredStopAtLevel=1"])
     archive = class_archive()
     if with_archive and archive.is_file():
         options += [f"-XX:SharedArchiveFile={archive}", "-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off"]
     return " ".join(options)
 
 
-def spark_session(app_name: str, master: str | None = None, extra: dict[str, str] | None = None):
-    """Build (or join) the run's SparkSession; the jars are never downloaded at run time."""
+def spark_session(app_name: str, master: str | None = None, extra: dict[str, str] | None = None,
+                  long_lived: bool = False):
+    """Build (or join) the run's SparkSession (`long_lived`: one that runs again and again, as
+    with --follow); the jars are never downloaded at run time."""
     from pyspark.sql import SparkSession
 
     logging.getLogger("py4j").setLevel(logging.WARNING)  # its INFO lines say nothing to a user
@@ -69,7 +72,7 @@ def spark_session(app_name: str, master: str | None = None, extra: dict[str, str
         "spark.jars": jars,
         "spark.driver.extraClassPath": os.pathsep.join(jar_files()),
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": driver_java_options(),
+        "spark.driver.extraJavaOptions": driver_java_options(long_lived=long_lived),
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": "8",
         "spark.scheduler.mode": "FAIR",
