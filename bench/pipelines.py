@@ -7,7 +7,7 @@ Prints, each as the wall-clock seconds of one `python -m runner run` (what Airfl
   times it, each in a scratch PostgreSQL schema and MySQL database of its own;
 - `stream` draining 10,000 x scale queued events (same scales), on a scratch topic;
 - the stream's steady rate: events/s draining `--events` queued events in a warm session
-  (one SparkSession that has already run once, as with `run stream --follow`);
+  (one SparkSession that has already drained a batch of that size, as with `run stream --follow`);
 - the baseline on the default dataset: the original system's method, one `spark-submit` per
   table and one per mart (plain PySpark, Spark's own JDBC overwrite, no staging, no checks),
   writing `bench_<table>` next to the runner's tables.
@@ -129,7 +129,7 @@ def run(pipeline: str | Path, scratch: Scratch) -> float:
 
 
 def warm_drains(pipeline: Path, scratch: Scratch, count: int, repeat: int) -> list[float]:
-    """Seconds for a warm session (one that already ran, as under --follow) to drain `count`
+    """Seconds for a warm session (one that already drained a batch, as under --follow) to drain `count`
     queued events, `repeat` times."""
     os.environ.update(scratch.env)
     from runner.errors import RunnerError
@@ -152,7 +152,11 @@ def warm_drains(pipeline: Path, scratch: Scratch, count: int, repeat: int) -> li
                 continue
             return time.monotonic() - started, sum(summary.rows.values())
 
-    drain()  # warm-up: drains what is queued, loads drivers, compiles
+    # Warm-up, not timed: drain what is queued, then one batch as large as the measured ones,
+    # so drivers are loaded and the JIT has compiled the hot paths (as in a running --follow).
+    drain()
+    publish_events(scratch, count)
+    drain()
     seconds = []
     for _ in range(repeat):
         publish_events(scratch, count)
