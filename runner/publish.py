@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 
@@ -78,20 +79,32 @@ class Target:
             conn.close()
 
     # --- one run at a time -------------------------------------------------------------------
+    @property
+    def lock_name(self) -> str:
+        """One lock per pipeline and target database (and schema): runs into other databases on
+        the same server do not wait for each other. MySQL takes names of 64 characters at most."""
+        name = f"runner:{self.pipeline}@{self.place}"
+        return name if len(name) <= 64 else "runner:" + hashlib.sha1(name.encode()).hexdigest()
+
+    @property
+    def place(self) -> str:
+        conn = self.connection
+        return f"{conn.database}.{conn.schema}" if self.dialect == "postgresql" else conn.database
+
     def lock(self) -> None:
         """Hold a database lock for the run so two runs of one pipeline never interleave."""
         conn = self.connection.connect()
         conn.autocommit = True if self.dialect == "postgresql" else conn.autocommit
         with conn.cursor() as cursor:
             if self.dialect == "postgresql":
-                cursor.execute("select pg_try_advisory_lock(hashtext(%s))", (f"runner:{self.pipeline}",))
+                cursor.execute("select pg_try_advisory_lock(hashtext(%s))", (self.lock_name,))
             else:
-                cursor.execute("select get_lock(%s, 0)", (f"runner:{self.pipeline}",))
+                cursor.execute("select get_lock(%s, 0)", (self.lock_name,))
             acquired = cursor.fetchone()[0]
         if not acquired:
             conn.close()
             raise RuntimeError(f"another run of pipeline {self.pipeline!r} holds its lock on "
-                               f"{self.connection.address}; wait for it to finish")
+                               f"{self.connection.address} ({self.place}); wait for it to finish")
         self._lock = conn
 
     def unlock(self) -> None:
@@ -102,7 +115,7 @@ class Target:
                    else "select release_lock(%s)")
         try:
             with self._lock.cursor() as cursor:
-                cursor.execute(release, (f"runner:{self.pipeline}",))
+                cursor.execute(release, (self.lock_name,))
         finally:
             self._lock.close()
             self._lock = None
