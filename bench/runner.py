@@ -8,6 +8,7 @@
 (c) the original system's method: one `spark-submit` per table, each on a default JVM;
 (c') the same with the runner's driver JVM options (quick JIT tier, class archive), so the
      gain of one session over many can be told apart from the gain of a faster JVM start;
+(a') the runner on sql/replicate without its check file (what the verification costs);
 and the runner's fixed overhead: `run` on a pipeline with one trivial file.
 Prints seconds (the median of --repeat runs) and the ratios. Needs `make up` and the data
 from `python -m datagen.postgres`.
@@ -58,6 +59,12 @@ def trivial_pipeline(directory: Path) -> Path:
     return directory
 
 
+def without_checks(directory: Path) -> Path:
+    """sql/replicate without its check file: how much of (a) the verification takes."""
+    shutil.copytree(ROOT / "sql" / "replicate", directory, ignore=shutil.ignore_patterns("*_check_*"))
+    return directory
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant; the median is shown")
@@ -69,11 +76,13 @@ def main() -> None:
               "--driver-class-path", os.pathsep.join(jars.split(","))]
     with tempfile.TemporaryDirectory() as tmp:
         trivial = trivial_pipeline(Path(tmp) / "trivial")
+        unchecked = without_checks(Path(tmp) / "replicate")
         variants = {
             "(a) runner: replicate": [PYTHON, "-m", "runner", "run", "replicate"],
             "(b) by hand, one session": [PYTHON, BY_HAND, *TABLES],
             "(c) one spark-submit per table": [],
             "(c') the same, runner's JVM options": ["--conf", f"spark.driver.extraJavaOptions={driver_java_options()}"],
+            "(a') runner: replicate without its check": [PYTHON, "-m", "runner", "run", str(unchecked)],
             "runner fixed overhead (one trivial file)": [PYTHON, "-m", "runner", "run", str(trivial)],
         }
         seconds: dict[str, list[float]] = {name: [] for name in variants}
@@ -92,6 +101,8 @@ def main() -> None:
     print(f"(a)/(b) runner vs hand-written single session: {a / b:5.2f}x   (target <= 1.25)")
     print(f"(c)/(a) one submit per table vs runner:        {c / a:5.2f}x   (target >= 4)")
     print(f"(c')/(a) the same, both with the runner's JVM: {c_tuned / a:5.2f}x")
+    unchecked = median["(a') runner: replicate without its check"]
+    print(f"(a')/(b) runner without the replica check:     {unchecked / b:5.2f}x")
     _drop_bench_tables()
 
 
