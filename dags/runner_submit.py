@@ -106,14 +106,15 @@ class RunnerSubmitOperator(SparkSubmitOperator):
         if spark_submit.exists():
             kwargs.setdefault("spark_binary", str(spark_submit))
         kwargs = {**RETRIES, **kwargs}
+        jars = spark_jars()  # resolved again in the worker, which parses this file before running
         super().__init__(
             application=str(RUNNER_ENTRY),
             application_args=["run", pipeline],
             conn_id=conn_id,
-            jars=spark_jars(),  # resolved again in the worker, which parses this file before running
+            jars=jars,
             # The same driver classpath and JVM options as a native run, so the driver maps the
             # class archive `make up` wrote (see runner/session.py) and starts as fast.
-            driver_class_path=(spark_jars() or "").replace(",", os.pathsep) or None,
+            driver_class_path=jars.replace(",", os.pathsep) if jars else None,
             name=f"runner-{pipeline}",
             conf={
                 # Spark's INFO start-up chatter would bury the runner's own lines in the task log.

@@ -145,7 +145,7 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
     views = Views(spark, sources)
     depends = dependencies(pipeline)
     readers = Counter(d for needs in depends.values() for d in needs)
-    persisted = []  # results kept for later files, released when the run ends
+    kept_frames = []  # results kept for later files, released when the run ends
     futures: dict[int, Future] = {}
 
     def keep(frame):
@@ -153,7 +153,7 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
         # directly: a cached DataFrame is found again only by matching plans, which a CTE in
         # the reading file defeats, and its source would be read a second time.
         kept = frame.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
-        persisted.append(kept)
+        kept_frames.append(kept)
         return kept
 
     def run_one(index: int) -> Outcome:
@@ -184,7 +184,7 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
         log_outcome(pipeline, outcome)
         return outcome
 
-    with _released(persisted), ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(pipeline.files))),
+    with _released(kept_frames), ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(pipeline.files))),
                                                   thread_name_prefix="sql") as pool:
         for index in range(len(pipeline.files)):
             futures[index] = pool.submit(run_one, index)
