@@ -112,10 +112,11 @@ def format_check_failure(sql_file: SqlFile, rows: list) -> str:
     return f"check {sql_file.target} failed: {len(rows)} offending row(s){more}:\n{shown}"
 
 
-def dependencies(pipeline: Pipeline) -> dict[int, list[int]]:
+def dependencies(pipeline: Pipeline, results_only: bool = False) -> dict[int, list[int]]:
     """For each file, the earlier files it must wait for: those whose results it reads (as views
     or staged tables), and those that read, as it stood before this run, the name it replaces
-    (its result view shadows the source table; its staging table becomes the staged copy)."""
+    (its result view shadows the source table; its staging table becomes the staged copy).
+    `results_only`: just the files whose results it reads."""
     target_connection = pipeline.settings.target
     produced: dict[str, int] = {}
     readers_of_originals: dict[str, list[int]] = {}
@@ -131,7 +132,8 @@ def dependencies(pipeline: Pipeline) -> dict[int, list[int]]:
             elif not connection or connection == target_connection:
                 readers_of_originals.setdefault(name, []).append(index)
         if sql_file.mode != "check":
-            needs += [i for i in readers_of_originals.get(sql_file.target, []) if i != index]
+            if not results_only:
+                needs += [i for i in readers_of_originals.get(sql_file.target, []) if i != index]
             produced[sql_file.target] = index
         depends[index] = sorted(set(needs))
     return depends
@@ -144,7 +146,7 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
 
     views = Views(spark, sources)
     depends = dependencies(pipeline)
-    readers = Counter(d for needs in depends.values() for d in needs)
+    readers = Counter(d for needs in dependencies(pipeline, results_only=True).values() for d in needs)
     kept_frames = []  # results kept for later files, released when the run ends
     futures: dict[int, Future] = {}
 

@@ -148,3 +148,13 @@ def test_executable_sql_renames_qualified_tables_and_keeps_every_line(tmp_path: 
     text = executable_sql(load_pipeline(directory).files[0])
     assert text.splitlines() == ["-- mode: check", "", "select *", "from mysql__user_totals",
                                  "where user_id not in (", "    select user_id from postgresql__users", ")"]
+
+
+def test_results_only_leaves_out_waiting_for_readers_of_the_shadowed_source(tmp_path: Path) -> None:
+    """020 waits for 010 but does not read its result: nothing needs 010's result kept."""
+    directory = write_pipeline(tmp_path / "p", {
+        "010_user_count.sql": "select count(*) as n from users\n",
+        "020_users.sql": "-- keys: user_id\nselect user_id from orders\n",
+    })
+    assert dependencies(load_pipeline(directory), results_only=True) == {0: [], 1: []}
+    assert dependencies(load_pipeline(SAMPLE), results_only=True) == dependencies(load_pipeline(SAMPLE))
