@@ -6,9 +6,9 @@ source "$(dirname "$0")/lib.sh"
 
 init_postgresql() {
   # The values reach psql through its environment (\getenv), never its command line.
-  pg_superuser_psql -d postgres -f "$ROOT/docker/postgresql/init/01_database.sql"
-  pg_superuser_psql -d "$POSTGRESQL_APP_DB" -f "$ROOT/docker/postgresql/init/02_schema.sql"
-  pg_superuser_psql -d postgres -f "$ROOT/docker/postgresql/init/03_airflow_metadata.sql"
+  pg_superuser_psql -d postgres < "$ROOT/docker/postgresql/init/01_database.sql"
+  pg_superuser_psql -d "$POSTGRESQL_APP_DB" < "$ROOT/docker/postgresql/init/02_schema.sql"
+  pg_superuser_psql -d postgres < "$ROOT/docker/postgresql/init/03_airflow_metadata.sql"
   echo "postgresql: $POSTGRESQL_APP_DB.$POSTGRESQL_APP_SCHEMA ready for $POSTGRESQL_APP_USER"
 }
 

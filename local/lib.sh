@@ -95,10 +95,12 @@ pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups --reset-env -- env "PATH=$(pg_bin):/usr/bin:/bin" "$@"; }
 pg_data() { echo "$STATE/postgres"; }
 
-# psql as the superuser through the Unix socket (peer authentication, no password).
+# psql as the superuser through the Unix socket (peer authentication, no password). Run from /,
+# since the postgres user may not be able to enter this checkout; feed it files on stdin for the
+# same reason (pg_superuser_psql -d db < file).
 pg_superuser_psql() {
-  PGOPTIONS="-c client_min_messages=warning" setpriv --reuid=postgres --regid=postgres --init-groups -- \
-    "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$(readlink -f "$(pg_data)")" -p "$POSTGRESQL_APP_PORT" -U postgres "$@"
+  (cd / && PGOPTIONS="-c client_min_messages=warning" setpriv --reuid=postgres --regid=postgres --init-groups -- \
+    "$(pg_bin)/psql" -X -q -v ON_ERROR_STOP=1 -h "$(readlink -f "$(pg_data)")" -p "$POSTGRESQL_APP_PORT" -U postgres "$@")
 }
 
 mysql_socket() { echo "$STATE/mysql/mysqld.sock"; }

@@ -13,6 +13,11 @@ start_postgresql() {
     if ! setpriv --reuid=postgres --regid=postgres --init-groups -- test -w "$STATE"; then
       # The postgres user cannot reach this checkout (e.g. under /root): keep the data where it can.
       local elsewhere; elsewhere="/var/lib/postgresql/platform-$(echo "$ROOT" | sha256sum | cut -c1-12)"
+      if [ -e "$elsewhere" ]; then
+        # This checkout's state is new, so a cluster there was left by an earlier checkout at this path.
+        say "postgresql: removing $elsewhere, left by an earlier checkout at $ROOT"
+        rm -rf "$elsewhere"
+      fi
       mkdir -p "$elsewhere"; chown postgres:postgres "$elsewhere"
       rm -rf "$data"; ln -sfn "$elsewhere" "$data"
     else
@@ -20,7 +25,8 @@ start_postgresql() {
     fi
     say "postgresql: creating the cluster in .state/postgres"
     as_postgres initdb -D "$(readlink -f "$data")" -U postgres --auth-local=peer \
-      --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >> "$LOGS/postgresql.log" 2>&1
+      --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >> "$LOGS/postgresql.log" 2>&1 \
+      || { tail -n 20 "$LOGS/postgresql.log" >&2; die "postgresql: initdb failed in $(readlink -f "$data")"; }
   fi
   start_service postgresql "$POSTGRESQL_APP_HOST" "$POSTGRESQL_APP_PORT" \
     setpriv --reuid=postgres --regid=postgres --init-groups -- "$(pg_bin)/postgres" \
