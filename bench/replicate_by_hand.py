@@ -2,7 +2,7 @@
 system did it (plain JDBC read, Spark's own overwrite into MySQL, no staging).
 
     python bench/replicate_by_hand.py TABLE [TABLE ...]      one SparkSession for all tables
-    python bench/replicate_by_hand.py --verify TABLE ...     the same, each copy then verified
+    python bench/replicate_by_hand.py --verify TABLE ...     the same, then every copy verified
     spark-submit bench/replicate_by_hand.py TABLE           the original method: one submit per table
 --verify does by hand what sql/replicate's check does: it keeps the rows it read, and after the
 copies compares their counts and checksums with the copies read back from MySQL, in one Spark
@@ -56,6 +56,7 @@ def main(tables: list[str], verify: bool) -> None:
             if found[table] != found[f"bench_{table}"]:
                 sys.exit(f"bench_{table} in MySQL differs from {table} in PostgreSQL: {found}")
     spark.stop()
+
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
