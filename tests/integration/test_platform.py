@@ -528,6 +528,33 @@ def project_copy() -> Iterator[Path]:
     shutil.rmtree(copy)
 
 
+def test_a_checkout_the_postgres_user_cannot_reach_replaces_a_cluster_left_at_its_path(project_copy):
+    """CI clones to one path again and again. Where the postgres user cannot enter the checkout,
+    the cluster lives in /var/lib/postgresql/platform-<hash of the path>: a new checkout there
+    replaces what an earlier one left, starts, and initializes its databases (psql reading the
+    init SQL it cannot open itself)."""
+    shutil.rmtree(project_copy / ".state" / "postgres")  # the fixture's "cluster exists" marker
+    assert run(["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--",
+                "test", "-x", str(project_copy)]).returncode != 0, "the postgres user can enter the copy"
+    elsewhere = Path("/var/lib/postgresql") / (
+        "platform-" + hashlib.sha256(f"{project_copy}\n".encode()).hexdigest()[:12])
+    elsewhere.mkdir()
+    (elsewhere / "PG_VERSION").write_text("15\n")  # what a killed earlier run leaves behind
+    port = str(free_port())
+    try:
+        started = run(["bash", "local/services.sh", "start", "postgresql"], cwd=project_copy,
+                      POSTGRESQL_APP_PORT=port)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"removing {elsewhere}, left by an earlier checkout" in started.stdout
+        assert (project_copy / ".state" / "postgres").resolve() == elsewhere
+        initialized = run(["bash", "local/initdb.sh", "postgresql"], cwd=project_copy, POSTGRESQL_APP_PORT=port)
+        assert initialized.returncode == 0, initialized.stdout + initialized.stderr
+        assert "ready for" in initialized.stdout
+    finally:
+        run(["bash", "local/services.sh", "stop", "postgresql"], cwd=project_copy)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
 def test_make_up_fails_on_a_taken_port_and_stops_nothing(port_holder, project_copy):
     holder, port = port_holder
     services = running_services()
