@@ -133,9 +133,9 @@ def warm_drains(pipeline: Path, scratch: Scratch, count: int, repeat: int) -> li
     queued events, `repeat` times."""
     os.environ.update(scratch.env)
     from runner.errors import RunnerError
-    from runner.pipeline import load_pipeline
-    from runner.run import run_pipeline
-    from runner.session import spark_session
+    from runner.model.pipeline import load_pipeline
+    from runner.engine.run import run_pipeline
+    from runner.engine.session import spark_session
 
     loaded = load_pipeline(pipeline)
     spark = spark_session("bench-stream", long_lived=True)  # as `run stream --follow` starts it
@@ -193,7 +193,7 @@ def by_hand_mart(mart: str) -> None:
     """One mart in plain PySpark (run under spark-submit): read MySQL, aggregate, overwrite bench_<mart>."""
     from pyspark.sql import functions as F
 
-    from runner.session import spark_session
+    from runner.engine.session import spark_session
 
     spark = spark_session(f"{mart}-by-hand")
     mysql = config.connection("mysql")

@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from runner import config  # noqa: E402
-from runner.session import spark_session  # noqa: E402
+from runner.engine.session import spark_session  # noqa: E402
 
 MICROSECONDS = "yyyy-MM-dd HH:mm:ss.SSSSSS"
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from runner import config  # noqa: E402
-from runner.session import driver_java_options  # noqa: E402
+from runner.engine.session import driver_java_options  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 TABLES = ["product_categories", "users", "products", "orders", "order_details"]

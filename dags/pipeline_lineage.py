@@ -4,7 +4,7 @@ Everything comes from the runner's parsed pipeline (sqlglot found the tables eac
 so the Assets and the lineage diagram follow the SQL with no list kept by hand.
 
 Example:
-    >>> from runner.pipeline import load_pipeline
+    >>> from runner.model.pipeline import load_pipeline
     >>> marts = load_pipeline("marts")
     >>> sorted(table for _, table in reads(marts))
     ['order_details', 'orders', 'products', 'users']

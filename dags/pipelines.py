@@ -27,7 +27,7 @@ for _path in (str(_HERE), str(_HERE.parent)):
 from airflow.sdk import DAG  # noqa: E402
 
 from pipeline_lineage import doc_md, reads, table_asset, writes  # noqa: E402
-from runner.pipeline import load_pipeline, pipeline_names  # noqa: E402
+from runner.model.pipeline import load_pipeline, pipeline_names  # noqa: E402
 from runner_submit import RunnerSubmitOperator  # noqa: E402
 
 log = logging.getLogger(__name__)

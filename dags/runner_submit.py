@@ -56,7 +56,7 @@ def spark_jars() -> str | None:
     spark-submit has already started.
     """
     from runner.config import ConfigError
-    from runner.session import jar_files
+    from runner.engine.session import jar_files
 
     try:
         return ",".join(jar_files())
@@ -98,7 +98,7 @@ class RunnerSubmitOperator(SparkSubmitOperator):
     """
 
     def __init__(self, *, pipeline: str, conn_id: str = "spark_default", **kwargs: Any) -> None:
-        from runner.session import driver_java_options
+        from runner.engine.session import driver_java_options
 
         python = os.environ.get("PYSPARK_PYTHON", sys.executable)
         # pyspark's own spark-submit beside this Python, whatever PATH the worker has.
@@ -113,7 +113,7 @@ class RunnerSubmitOperator(SparkSubmitOperator):
             conn_id=conn_id,
             jars=jars,
             # The same driver classpath and JVM options as a native run, so the driver maps the
-            # class archive `make up` wrote (see runner/session.py) and starts as fast.
+            # class archive `make up` wrote (see runner/engine/session.py) and starts as fast.
             driver_class_path=jars.replace(",", os.pathsep) if jars else None,
             name=f"runner-{pipeline}",
             conf={

@@ -61,7 +61,7 @@ install_jars() {
   echo "$want" > "$stamp"
 }
 
-# Spark's start-up classes, archived once per JVM, Spark version and jar set (runner/session.py).
+# Spark's start-up classes, archived once per JVM, Spark version and jar set (runner/engine/session.py).
 install_class_archive() {
   local stamp="$STATE/jars/.class-archive" want
   want="$( { java -version 2>&1; "$PY" -c 'import pyspark; print(pyspark.__version__)'; ls "$STATE/jars/spark"; } \
@@ -69,7 +69,7 @@ install_class_archive() {
   stamp_matches "$stamp" "$want" && return 0
   say "archiving the Spark driver's classes (once, for a faster start of every run)"
   # Only a speed-up: without the archive Spark starts as it always does.
-  if "$PY" -m runner.session >> "$LOGS/install.log" 2>&1; then
+  if "$PY" -m runner.engine.session >> "$LOGS/install.log" 2>&1; then
     echo "$want" > "$stamp"
   else
     say "could not write the class archive (see .state/logs/install.log); Spark will start without it"

@@ -11,9 +11,9 @@ import logging
 import sys
 
 from runner.errors import InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
-from runner.pipeline import load_pipeline, pipeline_names
-from runner.plan import plan
-from runner.validate import validate
+from runner.model.pipeline import load_pipeline, pipeline_names
+from runner.model.plan import plan
+from runner.model.validate import validate
 
 log = logging.getLogger("runner")
 
@@ -95,7 +95,7 @@ def _validate(names: list[str]) -> int:
 
 
 def _run(args) -> int:
-    from runner.run import follow, run_pipeline
+    from runner.engine.run import follow, run_pipeline
 
     pipeline = load_pipeline(args.pipeline)
     if args.follow:

@@ -56,4 +56,4 @@ def mysql() -> Iterator:
 
 
 # SQL unit cases (tests/sql/<pipeline>/<file-stem>.yml) are collected by the runner's harness.
-from runner.testing import pytest_collect_file  # noqa: E402,F401
+from tests.sql_cases import pytest_collect_file  # noqa: E402,F401

@@ -27,8 +27,8 @@ import pytest
 import requests
 
 from runner import config
-from runner.pipeline import load_pipeline, pipeline_names
-from runner.validate import validate
+from runner.model.pipeline import load_pipeline, pipeline_names
+from runner.model.validate import validate
 
 pytestmark = pytest.mark.integration
 

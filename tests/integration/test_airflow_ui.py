@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from runner import config
-from runner.pipeline import pipeline_names
+from runner.model.pipeline import pipeline_names
 from test_airflow import Airflow, airflow, wait_for  # noqa: F401  (the fixture is shared)
 
 pytestmark = pytest.mark.integration

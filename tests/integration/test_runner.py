@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.publish import Target
+from runner.targets.base import Target
 from tests.fixtures.runner.pipelines import from_template, settings_toml, write_pipeline
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.pipeline import pipeline_names
+from runner.model.pipeline import pipeline_names
 
 ROOT = config.ROOT
 DAGS = ROOT / "dags"
@@ -126,7 +126,7 @@ def test_schedules_come_from_pipeline_toml(bag: DagBag) -> None:
 
 
 def test_outlets_are_the_tables_the_pipeline_publishes(bag: DagBag) -> None:
-    from runner.pipeline import load_pipeline
+    from runner.model.pipeline import load_pipeline
 
     for dag_id, dag in bag.dags.items():
         names = {asset.name for asset in dag.tasks[0].outlets if isinstance(asset, Asset)}
@@ -186,7 +186,7 @@ def test_runner_exit_code_decides_whether_airflow_retries(tmp_path: Path, exit_c
 def test_an_unusable_schedule_is_a_clear_error_not_a_broken_dag_folder(tmp_path: Path, schedule: str,
                                                                        reason: str) -> None:
     import pipelines
-    from runner.pipeline import load_pipeline
+    from runner.model.pipeline import load_pipeline
 
     directory = tmp_path / "orphan"
     directory.mkdir()

@@ -1,4 +1,4 @@
-"""Deliberate column types of published tables (`runner.ddl`): keys NOT NULL + PRIMARY KEY,
+"""Deliberate column types of published tables (`runner.targets.ddl`): keys NOT NULL + PRIMARY KEY,
 DECIMAL(p,s), sized VARCHAR (from `cast(x as varchar(n))` in the SQL or from the source's
 JDBC metadata), timestamps as timestamps, never Spark's TEXT defaults.
 """
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import types as T
 
-from runner.ddl import DEFAULT_VARCHAR, column_type, create_table, string_size
-from runner.pipeline import load_sql_file
+from runner.targets.ddl import DEFAULT_VARCHAR, column_type, create_table, string_size
+from runner.model.pipeline import load_sql_file
 
 
 def jdbc_string(name: str, declared: str) -> T.StructField:

@@ -3,7 +3,7 @@
 import dataclasses
 
 from runner import config
-from runner.publish import Target
+from runner.targets.base import Target
 
 
 def lock_name(kind: str, pipeline: str, **place: str) -> str:

@@ -1,5 +1,5 @@
 """`runner plan` and the run order: files in file-name order, what each reads and writes, and
-which earlier files each must wait for (`runner.execute.dependencies`).
+which earlier files each must wait for (`runner.engine.execute.dependencies`).
 
 The sample pipeline (tests/fixtures/runner/sample) has a view, each write mode and a check:
     010_completed_orders (view) <- 020_user_totals (overwrite) <- 100_check (reads mysql.user_totals)
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.execute import dependencies, executable_sql
-from runner.pipeline import load_pipeline
-from runner.plan import plan
+from runner.engine.execute import dependencies, executable_sql
+from runner.model.pipeline import load_pipeline
+from runner.model.plan import plan
 from tests.fixtures.runner.pipelines import SAMPLE, settings_toml, write_pipeline
 
 SAMPLE_FILES = ["010_completed_orders.sql", "020_user_totals.sql", "030_orders_appended.sql",

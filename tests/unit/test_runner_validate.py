@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.pipeline import Problem, load_pipeline
-from runner.validate import validate
+from runner.model.pipeline import Problem, load_pipeline
+from runner.model.validate import validate
 from tests.fixtures.runner.pipelines import BAD_SETTINGS, INVALID, SAMPLE, settings_toml, write_pipeline
 
 # (file, line, words the message must contain) for each file of the `invalid` fixture.

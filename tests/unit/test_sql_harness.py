@@ -1,4 +1,4 @@
-"""The SQL unit-case harness (`runner.testing`): a yml of given/expect rows runs an SQL file on
+"""The SQL unit-case harness (`tests.sql_cases`): a yml of given/expect rows runs an SQL file on
 local Spark; a passing case passes, and a failing one shows a row diff a person can read.
 
 The harness runs as a user runs it: pytest in a subprocess, on a temporary yml + sql pair
@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from runner import config
-from runner.testing import pytest_collect_file
+from tests.sql_cases import pytest_collect_file
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 CONFTEST = '''\
-from runner.testing import SqlCaseFile
+from tests.sql_cases import SqlCaseFile
 
 
 def pytest_collect_file(parent, file_path):

@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from runner.pipeline import Pipeline
+from runner.model.pipeline import Pipeline
 
 
 def describe_write(pipeline: Pipeline, sql_file) -> str:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from runner import config, ddl
+from runner import config
+from runner.targets import ddl
 
 log = logging.getLogger("runner")
 

@@ -33,9 +33,9 @@ import pytest
 import yaml
 
 from runner import config
-from runner.execute import transform
-from runner.pipeline import load_sql_file
-from runner.session import driver_java_options
+from runner.engine.execute import transform
+from runner.model.pipeline import load_sql_file
+from runner.engine.session import driver_java_options
 
 _SESSION = None
 

@@ -15,13 +15,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from runner import config, sources
+from runner import config
+from runner.engine import sources
 from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
-from runner.execute import execute
-from runner.pipeline import Pipeline, SqlFile
-from runner.publish import Target
-from runner.session import spark_session
-from runner.validate import validate
+from runner.engine.execute import execute
+from runner.model.pipeline import Pipeline, SqlFile
+from runner.targets.base import Target
+from runner.engine.session import spark_session
+from runner.model.validate import validate
 
 log = logging.getLogger("runner")
 

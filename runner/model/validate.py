@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from runner import config
-from runner.pipeline import Pipeline, Problem
+from runner.model.pipeline import Pipeline, Problem
 
 _ORDERED_NAME = re.compile(r"^\d+_[A-Za-z0-9_]+\.sql$")
 

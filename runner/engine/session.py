@@ -1,7 +1,7 @@
 """The one SparkSession of a run: master from SPARK_MASTER_URL, extra jars from SPARK_JARS_DIR.
 
 Start-up is most of a small run's time. When `make up` has written a class-data sharing
-archive of the driver (`python -m runner.session`), the driver JVM maps Spark's classes
+archive of the driver (`python -m runner.engine.session`), the driver JVM maps Spark's classes
 from it instead of loading and verifying them one by one: on 2 cores a session starts in
 about 4 s instead of 7, and its first query runs in half the time.
 
@@ -135,5 +135,5 @@ def write_class_archive() -> Path:
     return archive
 
 
-if __name__ == "__main__":  # python -m runner.session: (re)write the class archive (`make up` does)
+if __name__ == "__main__":  # python -m runner.engine.session: (re)write the class archive (`make up` does)
     print(f"wrote {write_class_archive()}")

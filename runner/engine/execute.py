@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from runner.errors import RunnerError, one_line, spark_error_line
-from runner.pipeline import Pipeline, SqlFile
+from runner.model.pipeline import Pipeline, SqlFile
 
 log = logging.getLogger("runner")
 
