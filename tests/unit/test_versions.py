@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+import tomllib
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -59,3 +60,14 @@ def test_pandas_is_below_3():
     major = int(pandas_version.split(".")[0])
     assert major < 3, f"pandas {pandas_version} is installed; pyspark supports pandas < 3 only"
 
+
+
+def test_build_backend_reads_the_spdx_license_expression():
+    # An SPDX string in `license` (PEP 639) is an error before setuptools 77.
+    project = tomllib.loads((config.ROOT / "pyproject.toml").read_text())
+    floors = [re.fullmatch(r"setuptools\s*>=\s*(\d+)(?:\.\d+)*", requirement.strip())
+              for requirement in project["build-system"]["requires"]]
+    floor = next((int(m.group(1)) for m in floors if m), None)
+    assert floor is not None and floor >= 77, \
+        'pyproject.toml: [build-system] needs setuptools>=77 for license = "Apache-2.0"'
+    assert (config.ROOT / "LICENSE").is_file(), "pyproject.toml names Apache-2.0, but there is no LICENSE file"
