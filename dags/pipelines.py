@@ -26,7 +26,8 @@ for _path in (str(_HERE), str(_HERE.parent)):
 
 from airflow.sdk import DAG  # noqa: E402
 
-from pipeline_lineage import doc_md, reads, table_asset, writes  # noqa: E402
+from pipeline_lineage import doc_md, table_asset  # noqa: E402
+from runner.model.flow import Flow, pipeline_flow  # noqa: E402
 from runner.model.pipeline import load_pipeline, pipeline_names  # noqa: E402
 from runner_submit import RunnerSubmitOperator  # noqa: E402
 
@@ -39,34 +40,35 @@ UNSCHEDULED = {"", "none", "manual"}
 
 def pipeline_dags() -> dict[str, DAG]:
     """Every pipeline's DAG, by directory name."""
-    pipelines = {name: load_pipeline(name) for name in pipeline_names()}
-    producers = {table: name for name, pipeline in pipelines.items() for table in writes(pipeline)}
+    flows = {name: pipeline_flow(load_pipeline(name)) for name in pipeline_names()}
+    producers = {table: name for name, flow in flows.items() for table in flow.writes()}
     dags = {}
-    for name, pipeline in pipelines.items():
+    for name, flow in flows.items():
         try:
-            dags[name] = pipeline_dag(pipeline, producers)
+            dags[name] = pipeline_dag(flow, producers)
         except Exception as error:  # one unschedulable pipeline must not take the others down
             log.warning("pipeline %s cannot be scheduled: %s", name, _first_line(error))
             dags[name] = unscheduled_dag(name, _first_line(error))
     return dags
 
 
-def pipeline_dag(pipeline: Any, producers: dict[tuple[str, str], str]) -> DAG:
-    """The DAG of one loaded pipeline; `producers` maps each published table to its pipeline."""
+def pipeline_dag(flow: Flow, producers: dict[tuple[str, str], str]) -> DAG:
+    """The DAG of one pipeline's flow; `producers` maps each published table to its pipeline."""
+    pipeline = flow.pipeline
     settings = pipeline.settings
     schedule: Any = _schedule(settings.schedule)
     if schedule == ASSETS:
-        upstream = [table for table in reads(pipeline) if producers.get(table, pipeline.name) != pipeline.name]
+        upstream = [table for table in flow.inputs() if producers.get(table, pipeline.name) != pipeline.name]
         schedule = _assets(upstream)
         if not schedule:
             raise ValueError(
                 f"sql/{pipeline.name}/pipeline.toml: schedule = \"assets\" but no other pipeline writes the "
-                f"tables it reads ({', '.join(f'{c}.{t}' for c, t in reads(pipeline)) or 'none'})")
-    tags = ["sql", settings.source, settings.target] + (["invalid"] if pipeline.all_problems() else [])
+                f"tables it reads ({', '.join(f'{c}.{t}' for c, t in flow.inputs()) or 'none'})")
+    tags = ["sql", settings.source, settings.target] + (["invalid"] if pipeline.all_problems() + flow.problems() else [])
     dag = DAG(
         dag_id=pipeline.name,
         description=settings.description or None,
-        doc_md=doc_md(pipeline),
+        doc_md=doc_md(flow),
         schedule=schedule,
         tags=tags,
         **_common(),
@@ -80,8 +82,8 @@ def pipeline_dag(pipeline: Any, producers: dict[tuple[str, str], str]) -> DAG:
         dag=dag,
         task_id="run",
         pipeline=pipeline.name,
-        inlets=_assets(reads(pipeline)),
-        outlets=_assets(writes(pipeline)),
+        inlets=_assets(flow.inputs()),
+        outlets=_assets(flow.writes()),
     )
     return dag
 

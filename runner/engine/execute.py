@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from contextlib import contextmanager
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from runner.errors import RunnerError, one_line, spark_error_line
+from runner.model.flow import Flow, Read, Step
 from runner.model.pipeline import Pipeline, SqlFile
 
 log = logging.getLogger("runner")
@@ -65,17 +65,16 @@ def executable_sql(sql_file: SqlFile) -> str:
 class Views:
     """Temp views of the session, each source registered once, on first use, thread-safely."""
 
-    def __init__(self, spark, sources: Callable[[str], object]):
+    def __init__(self, spark):
         self.spark = spark
-        self.sources = sources
         self.registered: set[str] = set()
         self.lock = threading.Lock()
 
-    def ensure(self, table: str) -> None:
+    def ensure(self, table: str, sources: Callable[[str], object]) -> None:
         with self.lock:
             if table in self.registered:
                 return
-            self.sources(table).createOrReplaceTempView(view_name(table))
+            sources(table).createOrReplaceTempView(view_name(table))
             self.registered.add(table)
 
     def forget(self, table: str) -> None:
@@ -92,9 +91,9 @@ class Views:
 
 def transform(spark, sql_file: SqlFile, sources: Callable[[str], object], views: Views | None = None):
     """The result DataFrame of one file, its reads resolved through `sources`."""
-    views = views or Views(spark, sources)
+    views = views or Views(spark)
     for table in sql_file.reads:
-        views.ensure(table)
+        views.ensure(table, sources)
     try:
         return spark.sql(executable_sql(sql_file))
     except Exception as error:  # Spark's parse and analysis errors
@@ -112,41 +111,15 @@ def format_check_failure(sql_file: SqlFile, rows: list) -> str:
     return f"check {sql_file.target} failed: {len(rows)} offending row(s){more}:\n{shown}"
 
 
-def dependencies(pipeline: Pipeline, results_only: bool = False) -> dict[int, list[int]]:
-    """For each file, the earlier files it must wait for: those whose results it reads (as views
-    or staged tables), and those that read, as it stood before this run, the name it replaces
-    (its result view shadows the source table; its staging table becomes the staged copy).
-    `results_only`: just the files whose results it reads."""
-    target_connection = pipeline.settings.target
-    produced: dict[str, int] = {}
-    readers_of_originals: dict[str, list[int]] = {}
-    depends: dict[int, list[int]] = {}
-    for index, sql_file in enumerate(pipeline.files):
-        needs = []
-        for table in sql_file.reads:
-            connection, _, name = table.rpartition(".")
-            if connection == target_connection and name in produced and pipeline.files[produced[name]].writes:
-                needs.append(produced[name])
-            elif not connection and table in produced:
-                needs.append(produced[table])
-            elif not connection or connection == target_connection:
-                readers_of_originals.setdefault(name, []).append(index)
-        if sql_file.mode != "check":
-            if not results_only:
-                needs += [i for i in readers_of_originals.get(sql_file.target, []) if i != index]
-            produced[sql_file.target] = index
-        depends[index] = sorted(set(needs))
-    return depends
-
-
-def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
+def execute(spark, flow: Flow, sources: Callable[[Read], object],
             write: Callable[[SqlFile, object], int], max_workers: int = 4) -> list[Outcome]:
-    """Run every file, concurrently where independent; raise the first failure."""
+    """Run every step of the flow, concurrently where independent; raise the first failure.
+    `sources` gives the DataFrame of a read from a connection (source, external or staged)."""
     from pyspark import StorageLevel
 
-    views = Views(spark, sources)
-    depends = dependencies(pipeline)
-    readers = Counter(d for needs in dependencies(pipeline, results_only=True).values() for d in needs)
+    pipeline = flow.pipeline
+    readers = flow.readers
+    views = Views(spark)
     kept_frames = []  # results kept for later files, released when the run ends
     futures: dict[int, Future] = {}
 
@@ -158,14 +131,14 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
         kept_frames.append(kept)
         return kept
 
-    def run_one(index: int) -> Outcome:
-        for dependency in depends[index]:
+    def run_one(step: Step) -> Outcome:
+        for dependency in step.waits_for:
             futures[dependency].result()
-        sql_file = pipeline.files[index]
+        sql_file, index = step.file, step.index
         started = time.monotonic()
         spark.sparkContext.setLocalProperty("spark.scheduler.pool", sql_file.name)
         spark.sparkContext.setJobDescription(f"{pipeline.name}/{sql_file.name}")
-        frame = transform(spark, sql_file, sources, views)
+        frame = transform(spark, sql_file, lambda name: sources(step.read(name)), views)
         rows: int | None = None
         if sql_file.mode == "check":
             offending = check_rows(frame)
@@ -188,8 +161,8 @@ def execute(spark, pipeline: Pipeline, sources: Callable[[str], object],
 
     with _released(kept_frames), ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(pipeline.files))),
                                                   thread_name_prefix="sql") as pool:
-        for index in range(len(pipeline.files)):
-            futures[index] = pool.submit(run_one, index)
+        for step in flow.steps:
+            futures[step.index] = pool.submit(run_one, step)
         done, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
         for future in pending:
             future.cancel()

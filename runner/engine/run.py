@@ -1,10 +1,10 @@
 """`python -m runner run <pipeline>`: validate, start one SparkSession, register sources, run the
 files, check, and publish everything at once.
 
-Example:
-    >>> summary = run_pipeline(load_pipeline("replicate"))
-    >>> summary.rows["users"]
-    5000
+Illustration (needs the platform's services):
+
+    summary = run_pipeline(load_pipeline("replicate"))
+    summary.rows["users"]    # 5000
 """
 
 from __future__ import annotations
@@ -13,16 +13,18 @@ import logging
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from runner import config
 from runner.engine import sources
-from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
 from runner.engine.execute import execute
-from runner.model.pipeline import Pipeline, SqlFile
-from runner.targets.base import Target
 from runner.engine.session import spark_session
+from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
+from runner.model.flow import Flow, Read, pipeline_flow
+from runner.model.pipeline import Pipeline, SqlFile
 from runner.model.validate import validate
+from runner.targets.base import Target, target_for
 
 log = logging.getLogger("runner")
 
@@ -41,49 +43,50 @@ def check_valid(pipeline: Pipeline) -> None:
         raise InvalidPipeline("\n".join(map(str, problems)) + f"\n{len(problems)} problem(s): nothing was run")
 
 
-class Sources:
-    """Resolves each table a file reads to a DataFrame, from the right connection."""
+@contextmanager
+def failing_as(what: str, connection: config.Connection):
+    """Turn a driver's error into the runner's: unreachable (exit 3, worth a retry) or failed
+    (exit 1), each saying what failed and where."""
+    try:
+        yield
+    except RunnerError:
+        raise
+    except ConnectionError as error:  # raised by config.Connection.connect, naming host and port
+        raise Unreachable(f"{what}: {error}") from None
+    except Exception as error:
+        if is_unreachable(error):
+            raise Unreachable(f"{what}: cannot reach {connection.kind} at {connection.address}: "
+                              f"{one_line(error)}") from None
+        raise RunnerError(f"{what} failed ({connection.kind} at {connection.address}): {one_line(error)}") from None
 
-    def __init__(self, spark, pipeline: Pipeline, target: Target):
+
+class Reader:
+    """The DataFrame of each read that comes from a connection: a source table or topic, a
+    published table of another connection, or a staged copy of this run."""
+
+    def __init__(self, spark, flow: Flow, target: Target):
         self.spark = spark
-        self.pipeline = pipeline
+        self.settings = flow.pipeline.settings
         self.target = target
         self.offsets: list[tuple[str, int, int]] = []
-        self.settings = pipeline.settings
 
-    def __call__(self, table: str):
-        connection_name, _, name = table.rpartition(".")
-        if not connection_name:
-            if self.settings.source == "kafka":
-                return self._kafka(name)
-            return self._jdbc(config.connection(self.settings.source), name)
-        if connection_name == self.settings.target and name in self.target.staged:
-            return self._jdbc(self.target.connection, self.target.staging_name(name))
-        return self._jdbc(config.connection(connection_name), name)
-
-    def _jdbc(self, connection: config.Connection, table: str):
-        try:
+    def __call__(self, read: Read):
+        if read.kind == "source" and self.settings.source == "kafka":
+            return self._kafka(read.table)
+        if read.kind == "staged":
+            connection, table = self.target.connection, self.target.staging_name(read.table)
+        else:
+            connection, table = config.connection(read.connection), read.table
+        with failing_as(f"reading {read.name} (database {connection.database})", connection):
             return sources.jdbc_table(self.spark, connection, table)
-        except ConnectionError as error:
-            raise Unreachable(str(error)) from None
-        except Exception as error:
-            if is_unreachable(error):
-                raise Unreachable(f"cannot reach {connection.kind} at {connection.address}: {one_line(error)}") from None
-            raise RunnerError(f"cannot read {table} from {connection.kind} at {connection.address} "
-                              f"(database {connection.database}): {one_line(error)}") from None
 
     def _kafka(self, topic: str):
         connection = config.connection("kafka")
-        try:
-            start, end = sources.kafka_offsets(connection, topic, self.target.stored_offsets(topic))
-        except LookupError as error:
-            raise RunnerError(str(error)) from None
-        except ConnectionError as error:
-            raise Unreachable(str(error)) from None
-        except Exception as error:
-            if is_unreachable(error):
-                raise Unreachable(f"cannot reach Kafka at {connection.servers}: {one_line(error)}") from None
-            raise
+        with failing_as(f"reading Kafka topic {topic!r}", connection):
+            try:
+                start, end = sources.kafka_offsets(connection, topic, self.target.stored_offsets(topic))
+            except LookupError as error:
+                raise RunnerError(str(error)) from None
         pending = sum(end[p] - start[p] for p in end)
         log.info("%s: %d new record(s) in %d partition(s)", topic, pending, len(end))
         self.offsets = [(topic, partition, offset) for partition, offset in sorted(end.items())]
@@ -94,40 +97,29 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4) -> Summar
     """One complete run; raises a RunnerError subclass with a one-line cause on failure."""
     check_valid(pipeline)
     started = time.monotonic()
-    target = Target(config.connection(pipeline.settings.target), pipeline.name)
+    flow = pipeline_flow(pipeline)
+    target = target_for(config.connection(pipeline.settings.target), pipeline.name)
     try:
-        target.lock()
-    except ConnectionError as error:
-        raise Unreachable(str(error)) from None
+        with failing_as(f"locking pipeline {pipeline.name}", target.connection):
+            target.lock()
     except RuntimeError as error:
         raise Busy(str(error)) from None
     try:
         spark = spark or spark_session(pipeline.name)
-        resolve = Sources(spark, pipeline, target)
+        reader = Reader(spark, flow, target)
 
         def write(sql_file: SqlFile, frame) -> int:
-            try:
+            with failing_as(f"{sql_file.path}: writing {target.connection.kind}.{sql_file.target}",
+                            target.connection):
                 target.prepare_staging(sql_file.target, sql_file.mode, sql_file.keys, frame.schema,
                                        sql_file.declared_sizes())
                 return target.write_staging(sql_file.target, frame)
-            except RunnerError:
-                raise
-            except Exception as error:
-                if is_unreachable(error):
-                    raise Unreachable(f"{sql_file.path}: cannot reach {target.connection.kind} at "
-                                      f"{target.connection.address}: {one_line(error)}") from None
-                raise RunnerError(f"{sql_file.path}: writing {target.connection.kind}.{sql_file.target} failed: "
-                                  f"{one_line(error)}") from None
 
-        execute(spark, pipeline, resolve, write, max_workers=max_workers)
-        try:
-            target.publish(resolve.offsets)
-        except Exception as error:
-            kind = Unreachable if is_unreachable(error) else RunnerError
-            raise kind(f"publishing to {target.connection.kind} at {target.connection.address} failed, "
-                       f"the published tables are unchanged: {one_line(error)}") from None
+        execute(spark, flow, reader, write, max_workers=max_workers)
+        with failing_as("publishing (the published tables are unchanged)", target.connection):
+            target.publish(reader.offsets)
         summary = Summary(pipeline.name, {t: s.rows for t, s in target.staged.items()},
-                          time.monotonic() - started, resolve.offsets)
+                          time.monotonic() - started, reader.offsets)
         log.info("%s: published %s in %.1fs", pipeline.name,
                  ", ".join(f"{t} ({n} rows)" for t, n in summary.rows.items()) or "nothing", summary.seconds)
         return summary

@@ -124,31 +124,6 @@ class Pipeline:
     def settings_path(self) -> Path:
         return self.directory / SETTINGS_FILE
 
-    def source_tables(self) -> list[str]:
-        """The tables a run registers: unqualified reads no earlier file produces (from the
-        source), and qualified reads (`mysql.users`) other than this run's own staged results."""
-        produced: set[str] = set()
-        needed: list[str] = []
-        for sql_file in self.files:
-            for table in sql_file.reads:
-                if table not in produced and table not in needed and table not in self.staged_reads():
-                    needed.append(table)
-            if sql_file.mode != "check":
-                produced.add(sql_file.target)
-        return needed
-
-    def staged_reads(self) -> list[str]:
-        """Qualified reads of a table an earlier file of this run writes: its staged copy."""
-        written: set[str] = set()
-        staged: list[str] = []
-        for sql_file in self.files:
-            for table in sql_file.reads:
-                if table in written and table not in staged:
-                    staged.append(table)
-            if sql_file.writes:
-                written.add(f"{self.settings.target}.{sql_file.target}")
-        return staged
-
     def all_problems(self) -> list[Problem]:
         return self.problems + [p for f in self.files for p in f.problems]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.targets.base import Target
+from runner.targets.base import target_for
 from tests.fixtures.runner.pipelines import from_template, settings_toml, write_pipeline
 
 pytestmark = pytest.mark.integration
@@ -514,7 +514,7 @@ def test_run_killed_between_staging_and_swap_leaves_the_old_table_and_next_run_s
 
     (pipeline / "020_check_waits.sql").unlink()
     # The killed run's database session (and its lock) ends when MariaDB sees the socket close.
-    lock = Target(config.connection("mysql"), pipeline.name).lock_name
+    lock = target_for(config.connection("mysql"), pipeline.name).lock_name
     wait_for(lambda: sql("mysql", "select is_free_lock(%s)", (lock,))[0][0] == 1,
              "the killed run's lock to be released")
     run = run_runner(pipeline)

@@ -28,7 +28,7 @@ from airflow.sdk import Asset  # noqa: E402
 from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
 
 import runner_submit  # noqa: E402
-from pipeline_lineage import writes  # noqa: E402
+from runner.model.flow import pipeline_flow  # noqa: E402
 from runner_submit import RunnerSubmitOperator, return_code, runner_cause  # noqa: E402
 
 SPARK_DEFAULT = json.dumps({"conn_type": "spark", "host": "local[*]"})
@@ -130,7 +130,7 @@ def test_outlets_are_the_tables_the_pipeline_publishes(bag: DagBag) -> None:
 
     for dag_id, dag in bag.dags.items():
         names = {asset.name for asset in dag.tasks[0].outlets if isinstance(asset, Asset)}
-        assert names == {f"{c}.{t}" for c, t in writes(load_pipeline(dag_id))}, dag_id
+        assert names == {f"{c}.{t}" for c, t in pipeline_flow(load_pipeline(dag_id)).writes()}, dag_id
 
 
 def test_doc_md_lists_each_file_and_a_lineage_diagram(bag: DagBag) -> None:
@@ -194,7 +194,7 @@ def test_an_unusable_schedule_is_a_clear_error_not_a_broken_dag_folder(tmp_path:
         f'schedule = "{schedule}"\nsource = "mysql"\ntables = ["nobody_writes_this"]\ntarget = "mysql"\n')
     (directory / "010_copy.sql").write_text("select * from nobody_writes_this\n")
     with pytest.raises(Exception, match=reason):
-        pipelines.pipeline_dag(load_pipeline(directory), producers={})
+        pipelines.pipeline_dag(pipeline_flow(load_pipeline(directory)), producers={})
     fallback = pipelines.unscheduled_dag("orphan", "the reason")
     assert fallback.timetable.can_be_scheduled is False
     assert "the reason" in fallback.doc_md

@@ -3,11 +3,11 @@
 import dataclasses
 
 from runner import config
-from runner.targets.base import Target
+from runner.targets.base import target_for
 
 
 def lock_name(kind: str, pipeline: str, **place: str) -> str:
-    return Target(dataclasses.replace(config.connection(kind), **place), pipeline).lock_name
+    return target_for(dataclasses.replace(config.connection(kind), **place), pipeline).lock_name
 
 
 def test_runs_into_other_databases_or_schemas_take_other_locks() -> None:

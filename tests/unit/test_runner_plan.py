@@ -1,5 +1,5 @@
 """`runner plan` and the run order: files in file-name order, what each reads and writes, and
-which earlier files each must wait for (`runner.engine.execute.dependencies`).
+which earlier files each must wait for (`runner.model.flow`).
 
 The sample pipeline (tests/fixtures/runner/sample) has a view, each write mode and a check:
     010_completed_orders (view) <- 020_user_totals (overwrite) <- 100_check (reads mysql.user_totals)
@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.engine.execute import dependencies, executable_sql
+from runner.engine.execute import executable_sql
+from runner.model.flow import pipeline_flow
 from runner.model.pipeline import load_pipeline
 from runner.model.plan import plan
 from tests.fixtures.runner.pipelines import SAMPLE, settings_toml, write_pipeline
@@ -92,8 +93,12 @@ def test_target_defaults_to_the_file_name_without_its_prefix() -> None:
     assert targets == ["completed_orders", "user_totals", "order_log", "user_status", "check_totals_not_negative"]
 
 
+def dependencies(pipeline) -> dict[int, list[int]]:
+    return {step.index: list(step.waits_for) for step in pipeline_flow(pipeline).steps}
+
+
 def test_source_tables_are_those_read_and_not_produced_earlier() -> None:
-    assert load_pipeline(SAMPLE).source_tables()[:2] == ["orders", "users"]
+    assert pipeline_flow(load_pipeline(SAMPLE)).registered()[:2] == ["orders", "users"]
 
 
 def test_sample_dependencies() -> None:
@@ -150,11 +155,11 @@ def test_executable_sql_renames_qualified_tables_and_keeps_every_line(tmp_path: 
                                  "where user_id not in (", "    select user_id from postgresql__users", ")"]
 
 
-def test_results_only_leaves_out_waiting_for_readers_of_the_shadowed_source(tmp_path: Path) -> None:
+def test_a_result_is_kept_only_for_the_files_that_read_it(tmp_path: Path) -> None:
     """020 waits for 010 but does not read its result: nothing needs 010's result kept."""
     directory = write_pipeline(tmp_path / "p", {
         "010_user_count.sql": "select count(*) as n from users\n",
         "020_users.sql": "-- keys: user_id\nselect user_id from orders\n",
     })
-    assert dependencies(load_pipeline(directory), results_only=True) == {0: [], 1: []}
-    assert dependencies(load_pipeline(SAMPLE), results_only=True) == dependencies(load_pipeline(SAMPLE))
+    assert pipeline_flow(load_pipeline(directory)).readers == {0: 0, 1: 0}
+    assert pipeline_flow(load_pipeline(SAMPLE)).readers == {0: 1, 1: 1, 2: 0, 3: 0, 4: 0}
