@@ -22,7 +22,6 @@ STATE = {
     "postgresql": "/var/lib/postgresql/data",
     "mysql": "/var/lib/mysql",
     "kafka": "/var/lib/kafka/data",
-    "airflow-scheduler": "/opt/platform/.state/stream",
 }
 PROJECT_IN_IMAGE = "/opt/platform/"
 MEMORY_BUDGET_GIB = 12  # the long-running containers' limits, on a 16 GB laptop
