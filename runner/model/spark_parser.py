@@ -46,6 +46,7 @@ _CLAUSE_AFTER = {TokenType.FROM, TokenType.WHERE, TokenType.GROUP_BY, TokenType.
 _LISTS = {TokenType.GROUP_BY: "group by", TokenType.ORDER_BY: "order by", TokenType.PARTITION_BY: "partition by",
           TokenType.SORT_BY: "sort by", TokenType.CLUSTER_BY: "cluster by", TokenType.DISTRIBUTE_BY: "distribute by"}
 _SPARK_POSITION = re.compile(r"\s*SQLSTATE: \w+\s*\(line (\d+), pos (\d+)\)|\s*SQLSTATE: \w+")
+_SAID_WHY = re.compile(r"exactly one SELECT statement|statement not allowed")  # pipeline.py's words
 _ERROR_CLASS = re.compile(r"^\[[A-Z_.]+\]\s*")
 _JAVA_OPTIONS = ["-XX:TieredStopAtLevel=1", "-Xss8m", "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
                  "-Dlog4j2.level=ERROR", "-Duser.timezone=UTC"]
@@ -74,8 +75,13 @@ def strict_problems(pipeline: Pipeline, problems: list[Problem]) -> list[Problem
             continue
         syntax = [p for p in result if p.path == sql_file.path and p.message.startswith("syntax error")]
         result = [p for p in result if p not in syntax]
+        if verdict is not None and any(_SAID_WHY.search(p.message) for p in sql_file.problems):
+            continue  # sqlglot already said why (two statements, not a SELECT): Spark's "extra input" adds nothing
         if verdict is not None:
-            result.append(Problem(sql_file.path, verdict.line, f"syntax error: {verdict.message}"))
+            # The token rules name the mistake at its own line (`group by` on line 6, where Spark
+            # notices only at line 7); Spark's message covers everything else.
+            result += fast_syntax_problems(sql_file) or [
+                Problem(sql_file.path, verdict.line, f"syntax error: {verdict.message}")]
         elif sql_file.tree is not None:
             result += _comma_before_from(sql_file)
     return result + column_problems(pipeline)
