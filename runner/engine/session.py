@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from runner import config
 
@@ -52,6 +53,11 @@ def driver_java_options(with_archive: bool = True, long_lived: bool = False) -> 
     return " ".join(options)
 
 
+def on_loopback(master: str) -> bool:
+    """Whether the master runs on this machine's loopback (`local[*]`, `spark://localhost:7077`)."""
+    return master.startswith("local") or urlsplit(master).hostname in ("localhost", "127.0.0.1", "::1")
+
+
 def spark_session(app_name: str, master: str | None = None, extra: dict[str, str] | None = None,
                   long_lived: bool = False):
     """Build (or join) the run's SparkSession (`long_lived`: one that runs again and again, as
@@ -65,7 +71,11 @@ def spark_session(app_name: str, master: str | None = None, extra: dict[str, str
         # Under spark-submit the JVM already runs, with the master from its command line.
         master = master or config.env("SPARK_MASTER_URL", "local[*]")
         builder = builder.master(master)
-        if master.startswith("local"):
+        if on_loopback(master):
+            # Loopback by address, never by this machine's host name, which may not resolve (a
+            # container, a chroot): SPARK_LOCAL_IP reaches the JVM that PySpark starts (its UI and
+            # block manager), and the two settings where the driver listens and what it tells executors.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
     jars = ",".join(jar_files())
     settings = {
