@@ -1,5 +1,5 @@
-# Shared helpers of the native platform scripts. Source it; it sets ROOT, STATE and loads .env
-# (a variable already set in the environment wins over .env).
+# Shared helpers of the native platform scripts. Source it; it sets ROOT, STATE and exports .env's
+# values (a variable already set in the environment wins over .env).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,16 +10,15 @@ VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 mkdir -p "$PIDS" "$LOGS"
 
+# .env is read by runner/config.py, the platform's one reader (compose's rules; see README.md),
+# which prints each key's effective value as `export KEY='...'`. It needs only the standard
+# library, so the system python3 reads it while the virtual environment does not exist yet.
 load_env() {
-  local line key value
-  while IFS= read -r line || [ -n "$line" ]; do
-    [[ "$line" =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-    key="${BASH_REMATCH[1]}"
-    value="${BASH_REMATCH[2]}"
-    value="${value%"${value##*[![:space:]]}"}"
-    [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]] && value="${BASH_REMATCH[1]}"
-    [ -n "${!key+x}" ] || export "$key=$value"
-  done < "$ROOT/.env"
+  local python="$PY" exports
+  [ -x "$python" ] || python="$(command -v python3 || true)"
+  [ -n "$python" ] || { echo "error: python3 is needed to read $ROOT/.env (apt-get install python3)" >&2; exit 1; }
+  exports="$("$python" "$ROOT/runner/config.py" --export)" || exit 2
+  eval "$exports"
 }
 load_env
 

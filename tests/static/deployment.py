@@ -19,19 +19,20 @@ from typing import Any
 
 import pytest
 
+from runner import config
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_FILE = ROOT / ".env"
 DOCS = (ROOT / "README.md",)
 
-# Compose's interpolation: `$$` is a literal `$`; `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
-# `${VAR:?error}`, `${VAR?error}`, `${VAR:+other}`, `${VAR+other}`, and a bare `$VAR`.
+# The variables of compose's interpolation (runner/config.py does the interpolating): `$$` is a
+# literal `$`; `${VAR}`, `${VAR:-default}`, `${VAR:?error}`, `${VAR:+other}` (and without `:`), `$VAR`.
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)"
     r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
     r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
 )
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
 _MERMAID = re.compile(r"```mermaid\n(.*?)```", re.S)
 _NODE = re.compile(r"^\s*([A-Za-z0-9_]+)\[([^\]]+)\]\s*$")
 _EDGE = re.compile(r"^\s*([A-Za-z0-9_]+)\s*-->\|\s*([a-z_]+)\s*\|\s*([A-Za-z0-9_]+)\s*$")
@@ -56,21 +57,14 @@ def variables(text: str) -> list[str]:
 
 
 def interpolate_with(values: dict[str, str]) -> Callable[[Any], Any]:
-    """A function that interpolates a string (or a whole tree) the way compose does, from `values`."""
+    """A function that interpolates a string (or a whole tree) the way compose does, from `values`.
 
-    def replace(match: re.Match) -> str:
-        if match.group("escaped"):
-            return "$"
-        name = match.group("braced") or match.group("bare")
-        op, arg, value = match.group("op"), match.group("arg"), values.get(name)
-        unset = value is None or (op is not None and op.startswith(":") and value == "")
-        if op and op.endswith("-"):
-            return arg if unset else value
-        if op and op.endswith("+"):
-            return "" if unset else arg
-        if unset:
-            raise KeyError(f"${{{name}}} is not defined in .env")
-        return value
+    The rules are runner.config's (compose's); a variable without a default that `values` lacks
+    is an error here, where compose would warn and substitute an empty string.
+    """
+
+    def undefined(name: str) -> str:
+        raise KeyError(f"${{{name}}} is not defined in .env")
 
     def interpolate(node: Any) -> Any:
         if isinstance(node, dict):
@@ -78,23 +72,15 @@ def interpolate_with(values: dict[str, str]) -> Callable[[Any], Any]:
         if isinstance(node, list):
             return [interpolate(value) for value in node]
         if isinstance(node, str):
-            return _VARIABLE.sub(replace, node)
+            return config.interpolate(node, values.get, COMPOSE_FILE.name, unset=undefined)
         return node
 
     return interpolate
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines of a .env file (comments and blank lines skipped, quotes removed)."""
-    values = {}
-    for line in path.read_text().splitlines():
-        if line.lstrip().startswith("#") or not (match := _ENV_LINE.match(line)):
-            continue
-        key, value = match.groups()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key] = value
-    return values
+    """The values of a .env file as compose reads them, without the process environment."""
+    return config.read_dotenv(path, environ={})
 
 
 def doc_containing(marker: Callable[[str], bool]) -> tuple[Path, str]:
