@@ -105,10 +105,42 @@ def check_rows(frame) -> list:
     return frame.limit(CHECK_ROWS_SHOWN + 1).collect()
 
 
-def format_check_failure(sql_file: SqlFile, rows: list) -> str:
+def format_check_failure(sql_file: SqlFile, rows: list, what: str = "", noun: str = "row") -> str:
+    """`check x failed: 2 offending row(s):` and the rows, at most CHECK_ROWS_SHOWN of them."""
     shown = "\n".join(f"    {row.asDict()}" for row in rows[:CHECK_ROWS_SHOWN])
-    more = " (showing the first 5)" if len(rows) > CHECK_ROWS_SHOWN else ""
-    return f"check {sql_file.target} failed: {len(rows)} offending row(s){more}:\n{shown}"
+    count = f"more than {CHECK_ROWS_SHOWN}" if len(rows) > CHECK_ROWS_SHOWN else str(len(rows))
+    more = f" (showing the first {CHECK_ROWS_SHOWN})" if len(rows) > CHECK_ROWS_SHOWN else ""
+    return f"{what or f'check {sql_file.target} failed'}: {count} offending {noun}(s){more}:\n{shown}"
+
+
+def grain_violations(frame, keys: tuple[str, ...]) -> list:
+    """Up to six keys of `frame` that break its grain: a key held by several rows, or a NULL key part."""
+    from pyspark.sql import functions as F
+
+    columns = [F.col(f"`{key}`") for key in keys]
+    null_part = columns[0].isNull()
+    for column in columns[1:]:
+        null_part = null_part | column.isNull()
+    return check_rows(frame.groupBy(*columns).agg(F.count(F.lit(1)).alias("rows"))
+                      .where((F.col("rows") > 1) | null_part))
+
+
+def written_on_its_grain(sql_file: SqlFile, frame, write: Callable[[SqlFile, object], int]) -> int:
+    """Write a result; a result with keys that breaks them fails naming the offending keys.
+
+    The grain is stated once, by the `keys` header: the staging table's primary key enforces it
+    as rows load, at no cost to a good run. Only when a keyed write fails are its keys counted,
+    so that the error shows which keys repeat or are NULL rather than the driver's message.
+    """
+    try:
+        return write(sql_file, frame)
+    except Exception:
+        broken = grain_violations(frame, sql_file.keys) if sql_file.keys else []
+        if broken:
+            what = f"{sql_file.target} is not unique on its keys ({', '.join(sql_file.keys)}) or has a NULL key"
+            raise CheckFailed(f"{sql_file.path}: {format_check_failure(sql_file, broken, what, 'key')}\n"
+                              "nothing was published") from None
+        raise
 
 
 def execute(spark, flow: Flow, sources: Callable[[Read], object],
@@ -152,7 +184,7 @@ def execute(spark, flow: Flow, sources: Callable[[Read], object],
                 # Later files (checks) read this result: keep the rows written, one snapshot of
                 # the source, instead of reading the source again.
                 frame = keep(frame)
-            rows = write(sql_file, frame)
+            rows = written_on_its_grain(sql_file, frame, write)
             views.publish_result(sql_file.target, frame)
             views.forget(f"{pipeline.settings.target}.{sql_file.target}")
         outcome = Outcome(sql_file, rows, time.monotonic() - started)

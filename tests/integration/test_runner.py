@@ -748,3 +748,34 @@ def test_unreachable_source_exits_3_naming_host_and_port(tmp_path: Path, prefix:
     assert len(run.error_lines) == 1 and f"{config.env('POSTGRESQL_APP_HOST')}:{port}" in run.error_lines[0], \
         run.explain()
     assert tables_like("mysql", prefix) == []
+
+
+# --- the grain a `keys` header declares ----------------------------------------------------------
+
+BROKEN_GRAINS = {
+    # target kind, the key expression, and the keys the error must show
+    "a duplicate key": ("mysql", "id % 2", ["{'id': 1, 'rows': 2}"]),
+    "a NULL key": ("postgresql", "nullif(id, 2)", ["{'id': None, 'rows': 1}"]),
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_GRAINS))
+def test_a_result_that_breaks_its_keys_fails_showing_the_keys_and_publishes_nothing(
+        tmp_path: Path, prefix: str, broken: str) -> None:
+    kind, key, shown = BROKEN_GRAINS[broken]
+    create_source(prefix, FIRST_ROWS)
+    table = f"{prefix}_grain"
+    sql(kind, f"create table {q(kind, table)} (id int primary key, name varchar(60))")
+    sql(kind, f"insert into {q(kind, table)} values (9, 'published before')")
+    pipeline = write_pipeline(pipeline_dir(tmp_path, prefix), {
+        "010_grain.sql": f"-- target: {table}\n-- keys: id\n\nselect\n    {key} as id,\n    name\nfrom {prefix}_src\n",
+    }, settings_toml(tables=(f"{prefix}_src",), target=kind))
+
+    run = run_runner(pipeline)
+
+    assert run.returncode == 1, run.explain()
+    message = run.stderr[run.stderr.index("error:"):]
+    assert f"{table} is not unique on its keys (id) or has a NULL key" in message, run.explain()
+    assert all(key_row in message for key_row in shown), run.explain()
+    assert rows(kind, table) == [(9, "published before")]
+    assert f"{table}__staging" not in tables_like(kind, prefix)
