@@ -4,8 +4,9 @@ Files that do not depend on each other run concurrently (Spark runs concurrent j
 session); a file waits for the earlier files whose views or staged tables it reads. The same
 `transform` serves real runs and the SQL unit tests, which give it fixture DataFrames.
 
-Example:
-    >>> frame = transform(spark, load_sql_file(path), sources={"orders": orders_df}.__getitem__)
+Illustration (needs a SparkSession):
+
+    frame = transform(spark, load_sql_file(path), sources={"orders": orders_df}.__getitem__)
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
 """Source tables as Spark DataFrames: JDBC tables (parallel when a numeric key allows) and Kafka topics.
 
-Example:
-    >>> frame = jdbc_table(spark, config.connection("postgresql"), "orders")
-    >>> frame.rdd.getNumPartitions()   # 1 for small tables, more for large ones
-    1
+Illustration (needs a SparkSession and PostgreSQL):
+    frame = jdbc_table(spark, config.connection("postgresql"), "orders")
+    frame.rdd.getNumPartitions()   # 1 for small tables, more for large ones
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import logging
 import math
 
 from runner import config
+from runner.targets.names import quote, quote_qualified
 
 log = logging.getLogger("runner")
 
@@ -32,7 +32,7 @@ def _numeric_key(conn: config.Connection, table: str) -> tuple[str, int, int] | 
             from pg_index i
             join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
             where i.indrelid = to_regclass(%s) and i.indisprimary"""
-        args = (f'"{conn.schema}"."{table}"',)
+        args = (quote_qualified("postgresql", conn.schema, table),)
     else:
         key_sql = """
             select column_name, data_type from information_schema.key_column_usage k
@@ -47,9 +47,8 @@ def _numeric_key(conn: config.Connection, table: str) -> tuple[str, int, int] | 
             if len(keys) != 1 or keys[0][1].split("(")[0].lower() not in _NUMERIC:
                 return None
             column = keys[0][0]
-            quote = '"' if conn.kind == "postgresql" else "`"
-            cursor.execute(f"select min({quote}{column}{quote}), max({quote}{column}{quote}) "
-                           f"from {quote}{table}{quote}")
+            quoted = quote(conn.kind, column)
+            cursor.execute(f"select min({quoted}), max({quoted}) from {quote(conn.kind, table)}")
             low, high = cursor.fetchone()
     finally:
         db.close()
@@ -60,7 +59,7 @@ def jdbc_table(spark, conn: config.Connection, table: str):
     """`table` of a database connection as a DataFrame; filters and columns are pushed down."""
     reader = (spark.read.format("jdbc")
               .option("url", conn.jdbc_url)
-              .option("dbtable", table)
+              .option("dbtable", quote(conn.kind, table))  # an identifier, never SQL text
               .option("fetchsize", 10000)
               .option("pushDownAggregate", "true")
               .option("pushDownLimit", "true"))
