@@ -7,7 +7,8 @@ A name a file reads resolves, first match wins, to:
 - `result`: the result of an earlier writing file, read unqualified (`users` after 020_users.sql);
 - `staged`: a qualified read of a table this run writes earlier (`mysql.users` after
   020_users.sql in a pipeline whose target is mysql): the staged copy about to be published;
-- `source`: an unqualified table that pipeline.toml declares (or its Kafka topic);
+- `source`: an unqualified table that pipeline.toml declares (for a Kafka source, the one
+  view `tables` names, whose table is the topic);
 - `external`: a qualified read of a published table of a connection (`postgresql.users`).
 Anything else is a problem for `validate`: a name only a later file produces, an unknown name,
 or a qualifier that is not a database connection.
@@ -17,6 +18,7 @@ waits for the earlier files that read that name as it stood before the run: its 
 shadow the source table, and its staging table would stand behind the target's staged copy.
 
 Example:
+    >>> from runner.model.pipeline import load_pipeline
     >>> flow = pipeline_flow(load_pipeline("marts"))
     >>> [(read.name, read.kind) for read in flow.steps[0].reads]
     [('orders', 'source'), ('users', 'source')]
@@ -178,7 +180,9 @@ def _resolve(pipeline: Pipeline, index: int, name: str, produced: dict[str, int]
         connection = "view" if kind == "view" else settings.target
         return Read(name, kind, connection, name, producer, line)
     if name in settings.tables:
-        return Read(name, "source", settings.source, name, line=line)
+        # A Kafka source's view has a name of its own; what it reads is the topic.
+        table = settings.topic if settings.source == "kafka" else name
+        return Read(name, "source", settings.source, table, line=line)
     if later:
         return Read(name, "problem", line=line, problem=(
             f"reads {name!r}, which {later.name} produces later: "

@@ -1,6 +1,7 @@
 """Describe what a run of a pipeline will do, without running it.
 
 Example:
+    >>> from runner.model.pipeline import load_pipeline
     >>> print(plan(load_pipeline("replicate")))   # doctest: +ELLIPSIS
     pipeline replicate: postgresql -> mysql, schedule @daily
     ...
