@@ -39,6 +39,9 @@ users = f"{e['AIRFLOW_ADMIN_USER']}:admin"
 config = {
     "AIRFLOW_HOME": str(home),
     "PATH": f"{root / '.venv/bin'}:{e['PATH']}",  # `airflow` and `spark-submit` of the venv
+    # The runs' spark-submit drivers bind and advertise loopback by address, as the runner's own
+    # sessions do (runner/engine/session.py): this machine's host name may not resolve.
+    "SPARK_LOCAL_IP": e.get("SPARK_LOCAL_IP", "127.0.0.1"),
     "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
