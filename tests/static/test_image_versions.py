@@ -151,3 +151,16 @@ def test_pom_is_where_the_images_get_their_jars():
         assert "-f jvm/pom.xml -P spark dependency:copy-dependencies" in text
         assert not re.search(r"https?://\S+\.jar", text), f"docker/{dockerfile}/Dockerfile downloads a jar by URL"
         assert Path(ROOT / "jvm" / "pom.xml").exists()
+
+
+def install_setting(name: str) -> str:
+    """A `NAME=value` setting at the top of local/install.sh (the native install)."""
+    match = re.search(rf"^{name}=(\S+)", (ROOT / "local" / "install.sh").read_text(), re.MULTILINE)
+    assert match, f"local/install.sh has no {name}= setting"
+    return match.group(1)
+
+
+def test_native_install_brings_the_java_and_python_of_the_images():
+    # A native driver on another Java or Python than the images' would pass here and differ there.
+    assert install_setting("JAVA_MAJOR") == spark_tag()["java"]
+    assert install_setting("PYTHON_MINOR") == python_minor()
