@@ -28,6 +28,7 @@ from airflow.sdk import DAG  # noqa: E402
 
 from pipeline_lineage import doc_md, table_asset  # noqa: E402
 from runner.model.flow import Flow, pipeline_flow  # noqa: E402
+from runner.errors import one_line  # noqa: E402
 from runner.model.pipeline import load_pipeline, pipeline_names  # noqa: E402
 from runner_submit import RunnerSubmitOperator  # noqa: E402
 
@@ -47,8 +48,8 @@ def pipeline_dags() -> dict[str, DAG]:
         try:
             dags[name] = pipeline_dag(flow, producers)
         except Exception as error:  # one unschedulable pipeline must not take the others down
-            log.warning("pipeline %s cannot be scheduled: %s", name, _first_line(error))
-            dags[name] = unscheduled_dag(name, _first_line(error))
+            log.warning("pipeline %s cannot be scheduled: %s", name, one_line(error))
+            dags[name] = unscheduled_dag(name, one_line(error))
     return dags
 
 
@@ -121,11 +122,6 @@ def _common() -> dict[str, Any]:
 def _schedule(value: str | None) -> str | None:
     value = (value or "").strip()
     return None if value.lower() in UNSCHEDULED else value
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
 
 
 for _dag_id, _dag in pipeline_dags().items():

@@ -23,12 +23,14 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from runner.errors import InvalidPipeline, RunnerError
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER_ENTRY = ROOT / "runner" / "__main__.py"
 
-# Runner exit codes (see the runner contract).
-RUN_FAILED, INVALID_PIPELINE, UNREACHABLE = 1, 2, 3
-NOT_RETRIED = {RUN_FAILED: "the run failed", INVALID_PIPELINE: "the pipeline is invalid"}
+# The runner's exit codes that a retry would not change; every other failure is retried.
+NOT_RETRIED = {RunnerError.exit_code: "the run failed",
+               InvalidPipeline.exit_code: "the pipeline or its configuration is invalid"}
 
 # Transient failures: retried after 30-60s, 1-2min, 2-4min (Airflow jitters each doubled delay), then failed.
 RETRIES = {

@@ -22,6 +22,7 @@ from psycopg2 import sql
 from datagen.progress import Progress
 from datagen.shop import ID_COLUMNS, TABLE_ORDER, Sizes, generate_shop
 from datagen.table import Table, copy_binary, copy_text
+from runner.errors import one_line
 
 CHILDREN = {
     "product_categories": ("products",),
@@ -145,7 +146,7 @@ def load_table(db, table: Table, progress: Progress, result: Result, where: str)
         db.commit()
     except Exception as error:
         _rollback(db)
-        raise LoadError(f"loading {table.name} into {where} failed: {_first_line(error)}") from error
+        raise LoadError(f"loading {table.name} into {where} failed: {one_line(error)}") from error
     seconds = time.perf_counter() - encoded
     result.copy_seconds += seconds
     result.loaded[table.name] = len(table)
@@ -241,8 +242,3 @@ def _rollback(db) -> None:
         db.rollback()
     except Exception:  # the connection is gone: the server has rolled back already
         pass
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else type(error).__name__

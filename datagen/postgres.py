@@ -8,8 +8,8 @@ Example:
     $ python -m datagen.postgres                 # the configured sizes, seed 42
     $ python -m datagen.postgres --scale 10 --seed 7
 
-Exit codes: 0 done (or nothing to do), 1 the load failed, 2 bad configuration or usage,
-3 PostgreSQL unreachable.
+Exit codes: 0 done (or nothing to do), 1 the load failed or PostgreSQL rejected the login or the
+database, 2 bad configuration or usage, 3 PostgreSQL unreachable.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from datagen.progress import Progress
 from datagen.shop import SIZE_KEYS, InconsistentSizes, Sizes, check_sizes
 from runner import config
 from runner.config import ConfigError
+from runner.errors import RunnerError
 
 DEFAULT_SEED = 42
 """Without --seed every run generates the same shop."""
@@ -72,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error, 2)
     try:
         db = target.connect()
-    except ConnectionError as error:
-        return _fail(error, 3)
+    except RunnerError as error:  # unreachable: 3, worth a retry; a rejected login or database: 1
+        return _fail(error, error.exit_code)
 
     started = time.perf_counter()
     try:
