@@ -1,7 +1,9 @@
 """Command line: `python -m runner validate|plan|run`.
 
-Exit codes: 0 success; 1 the run failed; 2 invalid pipeline or usage; 3 transient: a database or
-broker could not be reached, or another run of the pipeline holds its lock (worth a retry).
+Exit codes (runner/errors.py): 0 success; 1 the run failed, or a database rejected the login or
+the database; 2 invalid pipeline, usage or configuration (a missing `.env` key); 3 transient: a
+database or broker could not be reached, or another run of the pipeline holds its lock (worth a
+retry).
 """
 
 from __future__ import annotations
