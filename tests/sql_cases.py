@@ -17,15 +17,22 @@ result with `expect` using chispa (row order ignored). No server, no Python to w
           rows:
             - [7, Cancelled, 1]
 
+Values keep the characters written: every row value is read as text (never YAML 1.1's guesses,
+which turn `no` into False and `0123` into 83) and converted by its column's Spark type only.
+`null`, `~` or nothing is NULL; quote it (`"null"`) for the string. A value its column's type
+cannot hold is an error naming the case file and line.
+
 Example:
-    >>> run_case(spark, load_sql_file(path), case)   # raises AssertionError with a row diff
+    >>> run_case(spark, sql_path, load_case_file(path)["cases"][0], where)   # AssertionError with a row diff
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from decimal import Decimal
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -59,25 +66,101 @@ def local_spark():
     return _SESSION
 
 
-def _convert(value: Any, data_type) -> Any:
-    """A YAML scalar as the Python value Spark expects for `data_type`."""
+@dataclass(frozen=True)
+class Value:
+    """One row value of a case file: the text as written (None for NULL) and `file:line`."""
+
+    text: str | None
+    where: str
+
+
+_NULLS = {"null", "Null", "NULL", "~", ""}
+_INTEGER = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(inf|Infinity|nan|NaN)")
+# What Spark's cast from string to boolean accepts (case-insensitive).
+_BOOLEANS = {"true": True, "t": True, "yes": True, "y": True, "1": True,
+             "false": False, "f": False, "no": False, "n": False, "0": False}
+
+
+def load_case_file(path: Path) -> dict:
+    """A case file as plain data; each value under `rows:` is a `Value` keeping its text and line.
+
+    YAML is only composed (structure, no type guessing); keys and settings are text."""
+    with path.open() as stream:
+        node = yaml.compose(stream, Loader=yaml.BaseLoader)
+    return _data(node, _relative(path), in_rows=False) if node is not None else {}
+
+
+def _data(node: yaml.Node, where: str, in_rows: bool) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return {key.value: [] if key.value == "rows" and isinstance(value, yaml.ScalarNode) and not value.value
+                else _data(value, where, in_rows or key.value == "rows") for key, value in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_data(item, where, in_rows) for item in node.value]
+    if not in_rows:
+        return node.value
+    plain_null = node.style is None and node.value in _NULLS  # a quoted "null" is the string
+    return Value(None if plain_null else node.value, f"{where}:{node.start_mark.line + 1}")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(config.ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _convert(value: Any, data_type, column: str) -> Any:
+    """A case value as the Python value Spark takes for `data_type`, from its text only."""
     from pyspark.sql import types as T
 
-    if value is None:
+    if not isinstance(value, Value):  # rows built in Python rather than read from a case file
+        value = Value(None if value is None else str(value), "a row given in Python")
+    text = value.text
+    if text is None:
         return None
+
+    def bad(expected: str) -> ValueError:
+        return ValueError(f"{value.where}: {text!r} is not {expected} (column {column} is "
+                          f"{data_type.simpleString()})")
+
+    if isinstance(data_type, (T.StringType, T.VarcharType, T.CharType)):
+        return text
+    if isinstance(data_type, (T.ByteType, T.ShortType, T.IntegerType, T.LongType)):
+        if not _INTEGER.fullmatch(text.strip()):
+            raise bad("a whole number")
+        return int(text)
     if isinstance(data_type, T.DecimalType):
-        return Decimal(str(value))
-    if isinstance(data_type, (T.TimestampType, T.TimestampNTZType)):
-        return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-    if isinstance(data_type, T.DateType):
-        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-    if isinstance(data_type, T.BinaryType):
-        return bytearray(value.encode() if isinstance(value, str) else value)
+        try:
+            number = Decimal(text.strip())
+        except InvalidOperation:
+            raise bad("a decimal number") from None
+        digits = number.as_tuple()
+        scale = max(0, -digits.exponent) if number.is_finite() else None
+        if scale is None or scale > data_type.scale or len(digits.digits) - scale > data_type.precision - data_type.scale:
+            raise bad(f"a decimal with at most {data_type.precision - data_type.scale} digits before the point "
+                      f"and {data_type.scale} after")
+        return number
     if isinstance(data_type, (T.FloatType, T.DoubleType)):
-        return float(value)
-    if isinstance(data_type, T.StringType):
-        return value if isinstance(value, str) else str(value)
-    return value
+        if not _FLOAT.fullmatch(text.strip()):
+            raise bad("a number")
+        return float(text)
+    if isinstance(data_type, T.BooleanType):
+        if text.strip().lower() not in _BOOLEANS:
+            raise bad("a boolean (true or false)")
+        return _BOOLEANS[text.strip().lower()]
+    try:
+        if isinstance(data_type, T.DateType):
+            return dt.date.fromisoformat(text.strip())
+        if isinstance(data_type, (T.TimestampType, T.TimestampNTZType)):
+            return dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise bad("an ISO date (2024-01-31)" if isinstance(data_type, T.DateType)
+                  else "an ISO timestamp (2024-01-31 12:30:00)") from None
+    if isinstance(data_type, T.BinaryType):
+        return bytearray(text.encode())
+    raise ValueError(f"{value.where}: column {column} is {data_type.simpleString()}, a type case files do not "
+                     "support yet (use one of string, int, bigint, decimal, double, boolean, date, timestamp, binary)")
 
 
 def frame(spark, table: dict, where: str):
@@ -93,7 +176,7 @@ def frame(spark, table: dict, where: str):
         if len(values) != len(schema.fields):
             raise ValueError(f"{where}, row {number}: {len(values)} values for {len(schema.fields)} columns "
                              f"({', '.join(schema.names)})")
-        rows.append([_convert(v, f.dataType) for v, f in zip(values, schema.fields)])
+        rows.append([_convert(v, f.dataType, f.name) for v, f in zip(values, schema.fields)])
     return spark.createDataFrame(rows, schema)
 
 
@@ -134,7 +217,7 @@ class SqlCaseFile(pytest.File):
     """A `tests/sql/**.yml` file: one pytest item per case."""
 
     def collect(self):
-        spec = yaml.safe_load(self.path.read_text()) or {}
+        spec = load_case_file(self.path)
         sql_path = self.sql_path(spec)
         for number, case in enumerate(spec.get("cases") or [], 1):
             name = case.get("name") or f"case {number}"
