@@ -9,6 +9,7 @@ retry).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import sys
 
@@ -26,14 +27,25 @@ A pipeline is a directory under sql/ (or a path) holding pipeline.toml and NNN_n
 Each file is one SELECT with a header of `-- key: value` lines (target, mode, keys).
 Credentials come from .env or the environment, never from arguments."""
 
+EXIT_CODES = """\
+exit codes:
+  0  success
+  1  the run failed (an SQL error at file:line, a failed check or publish: published tables are
+     unchanged), or a database rejected the login
+  2  invalid pipeline, usage or configuration: nothing was run
+  3  transient: a database or broker unreachable, or another run holds the pipeline's lock; worth a retry"""
+
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="python -m runner", description=DESCRIPTION,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    root.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = root.add_subparsers(dest="command", required=True, metavar="command")
 
     v = commands.add_parser("validate", help="check pipelines without Spark or databases",
-                            description="Parse every SQL file with sqlglot (Spark dialect) and check the "
+                            description="Parse every SQL file with Spark's own SQL parser (a bare JVM, no "
+                                        "SparkSession) and sqlglot, check the columns read from earlier files, "
+                                        "and check the "
                                         "settings, headers, file order and table references. Prints each "
                                         "problem as path:line: message and exits 1 if there is any.")
     v.add_argument("pipelines", nargs="*", help="pipeline names or paths (default: all under sql/)")
@@ -56,10 +68,19 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("sparksql-platform")  # pyproject.toml's, once installed
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def main(argv: list[str] | None = None) -> int:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s runner  %(message)s", datefmt="%H:%M:%S"))
-    log.addHandler(handler)
+    if not log.handlers:  # main() may run more than once in a process (tests): one handler
+        handler = logging.StreamHandler(sys.stderr)
+        # The level in every line, so a WARNING stands out among INFO lines.
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s  %(message)s", datefmt="%H:%M:%S"))
+        log.addHandler(handler)
     log.setLevel(logging.INFO)
     args = parser().parse_args(argv)
     try:
