@@ -16,7 +16,7 @@ import sys
 from runner.errors import InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
 from runner.model.pipeline import load_pipeline, pipeline_names
 from runner.model.plan import plan
-from runner.model.validate import validate
+from runner.model.validate import project_neighbours, validate
 
 log = logging.getLogger("runner")
 
@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _validate(names: list[str]) -> int:
     names = names or pipeline_names()
-    problems = [p for name in names for p in validate(load_pipeline(name))]
+    pipelines = [load_pipeline(name) for name in names]
+    # Pipelines validated together must not publish the same table; sql/'s are compared with
+    # each other even when only one of them is named.
+    problems = [p for pipeline in pipelines
+                for p in validate(pipeline, [*pipelines, *project_neighbours(pipeline)])]
     for problem in problems:
         print(problem)
     if problems:

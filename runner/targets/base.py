@@ -27,12 +27,9 @@ from dataclasses import dataclass, field
 
 from runner import config
 from runner.targets import ddl
+from runner.targets.names import OFFSETS_TABLE, OLD_SUFFIX, STAGING_SUFFIX  # noqa: F401 - the targets import them from here
 
 log = logging.getLogger("runner")
-
-OFFSETS_TABLE = "runner_kafka_offsets"
-STAGING_SUFFIX = "__staging"
-OLD_SUFFIX = "__old"
 
 Statement = tuple[str, tuple | None]
 

@@ -16,16 +16,14 @@ import re
 
 from pyspark.sql import types as T
 
+from runner.targets.names import quote
+
 # A string column with no declared size; a longer value fails the load instead of being cut.
 DEFAULT_VARCHAR = 255
 # Above this many characters MySQL needs a TEXT type (a row holds at most 65,535 bytes).
 MYSQL_MAX_VARCHAR = 16383
 
 _DECLARED = re.compile(r"^(var)?char\((\d+)\)$", re.IGNORECASE)
-
-
-def quote(dialect: str, name: str) -> str:
-    return f"`{name}`" if dialect == "mysql" else f'"{name}"'
 
 
 def string_size(field: T.StructField) -> int | None:

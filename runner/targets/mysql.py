@@ -34,15 +34,15 @@ class MySQLTarget(Target):
     def _create_like_staging(self, item: Staged) -> str:
         return f"CREATE TABLE IF NOT EXISTS {self.q(item.target)} LIKE {self.q(self.staging_name(item.target))}"
 
-    def _jdbc_table(self, name: str) -> str:
-        return name
-
     def _for_jdbc(self, dataframe):
         # Connector/J takes MariaDB (version 5.5.5-10.x) for a server without fractional
         # seconds and drops them; as text in the session's UTC they arrive whole.
+        def column(name: str):
+            return F.col("`" + name.replace("`", "``") + "`")  # Spark's quoting: a backtick doubled
+
         return dataframe.select([
-            F.date_format(F.col(f"`{f.name}`"), "yyyy-MM-dd HH:mm:ss.SSSSSS").alias(f.name)
-            if isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)) else F.col(f"`{f.name}`")
+            F.date_format(column(f.name), "yyyy-MM-dd HH:mm:ss.SSSSSS").alias(f.name)
+            if isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)) else column(f.name)
             for f in dataframe.schema.fields])
 
     def _publish(self, swaps: list[Staged], creates: list[Statement], dml: list[Statement],
