@@ -7,6 +7,7 @@ what is knowable is checked: a `*`, an unqualified column with several sources i
 source whose columns are unknown is left to Spark.
 
 Example:
+    >>> from runner.model.pipeline import load_pipeline
     >>> [str(p) for p in column_problems(load_pipeline("marts"))]
     []
 """

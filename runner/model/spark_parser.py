@@ -11,8 +11,8 @@ path: token rules for the mistakes Spark rejects and sqlglot accepts; on those i
 verdict at the same line.
 
 Example:
-    >>> [str(p) for p in spark_syntax_problems([load_sql_file(Path("sql/marts/010_mart_user_activity.sql"))])]
-    []
+    >>> spark_verdicts(["select status from orders group by status", "select status from orders group by status,"])
+    [None, Verdict(line=1, message='at or near end of input')]
 """
 
 from __future__ import annotations
