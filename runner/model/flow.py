@@ -17,6 +17,8 @@ A file waits for the earlier files whose results it reads, and a file that produ
 waits for the earlier files that read that name as it stood before the run: its result would
 shadow the source table, and its staging table would stand behind the target's staged copy.
 
+`Flow.select` cuts out the part of a flow that `run --select` runs (and `show`, without checks).
+
 Example:
     >>> from runner.model.pipeline import load_pipeline
     >>> flow = pipeline_flow(load_pipeline("marts"))
@@ -28,10 +30,12 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from runner import config
+from runner.errors import InvalidPipeline
 from runner.model.pipeline import WRITE_MODES, Pipeline, Problem, SqlFile
 
 RESOLVED = ("view", "result", "staged", "source", "external")
@@ -103,6 +107,52 @@ class Flow:
 
     pipeline: Pipeline
     steps: tuple[Step, ...]
+    selected: tuple[int, ...] | None = None  # after `select`: the files whose targets are published
+
+    def publishes(self, step: Step) -> bool:
+        """Whether a run of this flow publishes the step's target (a selected writer, or any writer)."""
+        return step.writes is not None and (self.selected is None or step.index in self.selected)
+
+    def select(self, stems: Iterable[str], checks: bool = True) -> Flow:
+        """The part of the flow that runs when only some files are wanted (`run --select`).
+
+        It holds the selected files, the checks that read their results (directly or through
+        views; left out with `checks=False`, as `show` does), and every earlier file whose view
+        or result those read, transitively. Only the selected files' targets are published: an
+        earlier writer is in it because a selected file or a check reads its result, which is
+        computed and staged like any other (a check reads the staged copy) but not published.
+
+        Raises InvalidPipeline (exit 2) for a stem that is no file of the pipeline, naming it and
+        the pipeline's files.
+
+        Example:
+            >>> marts = pipeline_flow(load_pipeline("marts")).select(["010_mart_user_activity"])
+            >>> marts.writes()
+            [('mysql', 'mart_user_activity')]
+        """
+        by_stem = {step.file.path.stem: step for step in self.steps}
+        wanted = list(dict.fromkeys(stem.strip() for stem in stems if stem.strip()))
+        unknown = [stem for stem in wanted if stem not in by_stem]
+        if unknown or not wanted:
+            raise InvalidPipeline(
+                f"--select: pipeline {self.pipeline.name} has no file {', '.join(map(repr, unknown)) or 'named'} "
+                f"(its files: {', '.join(by_stem) or 'none'})")
+        selected = {by_stem[stem].index for stem in wanted}
+        needed = set(selected)
+        if checks:
+            touched = set(selected)  # the selected files and the views over them, transitively
+            for step in self.steps:  # in file order: a view over a view over a selected file counts
+                if step.file.mode in ("view", "check") and touched & _producers(step):
+                    touched.add(step.index)
+                    if step.file.mode == "check":
+                        needed.add(step.index)
+        for step in reversed(self.steps):  # a file's producers come before it
+            if step.index in needed:
+                needed |= _producers(step)
+        # Waiting only matters between files that run: a file left out holds up nothing.
+        steps = tuple(replace(step, waits_for=tuple(i for i in step.waits_for if i in needed))
+                      for step in self.steps if step.index in needed)
+        return Flow(self.pipeline, steps, tuple(sorted(selected)))
 
     @cached_property
     def readers(self) -> dict[int, int]:
@@ -124,7 +174,7 @@ class Flow:
 
     def writes(self) -> list[Table]:
         """The tables a run publishes, in file order."""
-        return _unique(step.writes for step in self.steps if step.writes)
+        return _unique(step.writes for step in self.steps if self.publishes(step))
 
     def inputs(self) -> list[Table]:
         """The database tables a run reads that something other than this run produces (its
@@ -198,6 +248,10 @@ def _resolve(pipeline: Pipeline, index: int, name: str, produced: dict[str, int]
     return Read(name, "problem", line=line, problem=(
         f"unknown table {name!r}: neither a view of an earlier file nor a source table "
         f"({where}: {', '.join(sorted(settings.tables))})"))
+
+
+def _producers(step: Step) -> set[int]:
+    return {read.producer for read in step.reads if read.producer is not None}
 
 
 def _unique(items) -> list:
