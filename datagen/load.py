@@ -5,9 +5,9 @@ half-way (whose open transaction the server rolls back) is completed by the next
 serial sequences are moved past the explicit ids, so later inserts that take ids from the
 sequence (the Kafka stream adds users) never collide with generated rows.
 
-Example:
-    >>> from datagen.load import fill                       # doctest: +SKIP
-    >>> fill(db, Sizes(5000, 5000, 500, 10000, 40000), seed=42, progress=Progress())
+Example (needs PostgreSQL; `db` is a psycopg2 connection):
+
+    fill(db, Sizes(5000, 5000, 500, 10000, 40000), seed=42, progress=Progress())
 """
 
 from __future__ import annotations

@@ -4,12 +4,14 @@
 while the broker is unreachable, re-sends events whose delivery failed, and `drain` waits
 until everything sent so far is acknowledged, logging while the broker does not answer.
 
-Example:
-    >>> stop = threading.Event()                            # doctest: +SKIP
-    >>> publisher = Publisher("localhost:9092", "new_users_events", stop)
-    >>> publisher.connect()
-    >>> publisher.send(b"ann@example.com", b'{"first_name": "Ann"}')
-    >>> publisher.drain(); publisher.close()
+Example (needs a Kafka broker):
+
+    stop = threading.Event()
+    publisher = Publisher("localhost:9092", "new_users_events", stop)
+    publisher.connect()
+    publisher.send(b"ann@example.com", b'{"first_name": "Ann"}')
+    publisher.drain()
+    publisher.close()
 """
 
 from __future__ import annotations
