@@ -1,4 +1,4 @@
-"""Command line: `python -m runner validate|plan|run`.
+"""Command line: `python -m runner validate|plan|run|show|docs`.
 
 Exit codes (runner/errors.py): 0 success; 1 the run failed, or a database rejected the login or
 the database; 2 invalid pipeline, usage or configuration (a missing `.env` key); 3 transient: a
@@ -12,7 +12,9 @@ import argparse
 import importlib.metadata
 import logging
 import sys
+from pathlib import Path
 
+from runner import config
 from runner.errors import InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
 from runner.model.pipeline import load_pipeline, pipeline_names
 from runner.model.plan import plan
@@ -54,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
                             description="Print the ordered files of a pipeline with the tables each reads, "
                                         "where it writes and how, and the source tables a run registers.")
     p.add_argument("pipeline", help="pipeline name (directory under sql/) or path")
+    p.add_argument("--select", type=_stems, default=[], metavar="STEM[,STEM...]",
+                   help="show what `run --select` would run and publish")
 
     r = commands.add_parser("run", help="run a pipeline and publish its results",
                             description="Validate, then run every file on one SparkSession, check, and "
@@ -65,7 +69,32 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--every", type=float, default=10.0, metavar="SECONDS",
                    help="pause between runs with --follow (default 10)")
     r.add_argument("--workers", type=int, default=4, help="files run concurrently when independent (default 4)")
+    r.add_argument("--select", type=_stems, default=[], metavar="STEM[,STEM...]",
+                   help="run only these files (file names without .sql), plus the views and earlier results "
+                        "they read and the checks that read them; publish only their targets")
+
+    s = commands.add_parser("show", help="print the first rows of one file's result, publishing nothing",
+                            description="Compute one SQL file (and the earlier files it reads) from its "
+                                        "pipeline's sources and print its first rows as a table; a check "
+                                        "shows its offending rows. Writes no table and takes no run lock.")
+    s.add_argument("file", help="path of the SQL file, e.g. sql/marts/010_mart_user_activity.sql")
+    s.add_argument("--limit", type=int, default=20, metavar="N", help="rows to print (default 20)")
+
+    d = commands.add_parser("docs", help="draw each pipeline's lineage as SVG and HTML pages",
+                            description="Write, per pipeline, <name>.svg (its sources, files and targets, "
+                                        "drawn from the SQL) and <name>.html (the picture and the file list), "
+                                        "plus index.html. Starts no SparkSession and touches no database.")
+    d.add_argument("pipelines", nargs="*", help="pipeline names or paths (default: all under sql/)")
+    d.add_argument("--out", type=Path, default=config.ROOT / "build" / "docs", metavar="DIR",
+                   help="where to write (default build/docs)")
     return root
+
+
+def _stems(value: str) -> list[str]:
+    """`010_a,020_b` -> ['010_a', '020_b']; a stem given as a file name loses its .sql."""
+    return [stem.strip().removesuffix(".sql") for stem in value.split(",") if stem.strip()]
+
+
 
 
 def _version() -> str:
@@ -87,7 +116,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.pipelines)
         if args.command == "plan":
-            print(plan(load_pipeline(args.pipeline)))
+            print(plan(load_pipeline(args.pipeline), args.select))
+            return 0
+        if args.command == "show":
+            from runner.engine.show import show
+
+            print(show(args.file, args.limit))
+            return 0
+        if args.command == "docs":
+            from runner.model.diagram import write_docs
+
+            for path in write_docs(args.pipelines or pipeline_names(), args.out):
+                print(path)
             return 0
         return _run(args)
     except FileNotFoundError as error:
@@ -125,8 +165,10 @@ def _run(args) -> int:
     from runner.engine.run import follow, run_pipeline
 
     pipeline = load_pipeline(args.pipeline)
+    if args.follow and args.select:
+        raise InvalidPipeline("--select and --follow do not go together: follow runs the whole pipeline")
     if args.follow:
         follow(pipeline, args.every)
     else:
-        run_pipeline(pipeline, max_workers=args.workers)
+        run_pipeline(pipeline, max_workers=args.workers, select=args.select)
     return 0

@@ -14,7 +14,8 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from runner import config
 from runner.engine import sources
@@ -93,11 +94,15 @@ class Reader:
         return sources.kafka_topic(self.spark, connection, topic, start, end)
 
 
-def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4) -> Summary:
-    """One complete run; raises a RunnerError subclass with a one-line cause on failure."""
+def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: Sequence[str] = ()) -> Summary:
+    """One complete run (of the `select`ed files and what they need, see `Flow.select`); raises
+    a RunnerError subclass with a one-line cause on failure."""
     check_valid(pipeline)
     started = time.monotonic()
     flow = pipeline_flow(pipeline)
+    if select:
+        flow = flow.select(select)
+        _check_selection_publishable(flow)
     target = target_for(config.connection(pipeline.settings.target), pipeline.name)
     try:
         with failing_as(f"locking pipeline {pipeline.name}", target.connection):
@@ -116,6 +121,7 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4) -> Summar
                 return target.write_staging(sql_file.target, frame)
 
         execute(spark, flow, reader, write, max_workers=max_workers)
+        _drop_unpublished(target, flow)
         with failing_as("publishing (the published tables are unchanged)", target.connection):
             target.publish(reader.offsets)
         summary = Summary(pipeline.name, {t: s.rows for t, s in target.staged.items()},
@@ -128,6 +134,28 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4) -> Summar
         raise
     finally:
         target.unlock()
+
+
+def _check_selection_publishable(flow: Flow) -> None:
+    """A Kafka-fed pipeline publishes its consumed offsets with all of its tables at once: a
+    --select that publishes only some of them would lose or repeat events, so it is refused."""
+    settings = flow.pipeline.settings
+    unselected = [step.file.name for step in pipeline_flow(flow.pipeline).steps
+                  if step.writes and step.index not in flow.selected]
+    if settings.source == "kafka" and unselected:
+        raise InvalidPipeline(f"--select: pipeline {flow.pipeline.name} reads Kafka topic {settings.topic!r}, whose "
+                              f"offsets are published with all of its tables at once; select {', '.join(unselected)} "
+                              "too, or run the whole pipeline: publishing only some would lose or repeat events")
+
+
+def _drop_unpublished(target: Target, flow: Flow) -> None:
+    """--select: a result computed only because a selected file or check reads it was staged
+    like any other (checks read staged copies); its staging table is dropped, not published."""
+    published = {table for _, table in flow.writes()}
+    unpublished = {name: item for name, item in target.staged.items() if name not in published}
+    if unpublished:
+        target.staged = {name: item for name, item in target.staged.items() if name in published}
+        replace(target, staged=unpublished).drop_staging()
 
 
 def follow(pipeline: Pipeline, every: float) -> None:
