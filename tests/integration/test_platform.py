@@ -512,8 +512,9 @@ def project_copy() -> Iterator[Path]:
     copy = Path(tempfile.mkdtemp(prefix="platform-copy-"))
     for name in ("Makefile", ".env", "pyproject.toml"):
         shutil.copy2(ROOT / name, copy / name)
-    for name in ("local", "docker", "jvm"):
-        shutil.copytree(ROOT / name, copy / name)
+    # runner/ too: local/lib.sh reads .env through runner/config.py.
+    for name in ("local", "docker", "jvm", "runner"):
+        shutil.copytree(ROOT / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
     (copy / ".venv").symlink_to(ROOT / ".venv")
     (copy / ".state").mkdir()
     (copy / ".state" / "jars").symlink_to(ROOT / ".state" / "jars")
