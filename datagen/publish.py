@@ -26,6 +26,8 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
+from runner.errors import one_line
+
 log = logging.getLogger("datagen.kafka")
 
 
@@ -103,7 +105,7 @@ class Publisher:
             except KafkaError as error:
                 wait = _backoff(attempt)
                 log.warning("Kafka at %s unreachable (%s); retrying in %d s",
-                            self.servers, _describe(error), wait)
+                            self.servers, one_line(error), wait)
                 if self.stop.wait(wait):
                     raise Stopped() from None
                 continue
@@ -126,7 +128,7 @@ class Publisher:
             pass
         except KafkaError as error:
             log.warning("could not check topic %s (%s); the broker may create it on first write",
-                        self.topic, _describe(error))
+                        self.topic, one_line(error))
         try:
             self.partition_count = len(self.producer.partitions_for(self.topic))
         except KafkaError:
@@ -169,7 +171,7 @@ class Publisher:
             if self._failed:
                 wait = _backoff(attempt)
                 log.warning("Kafka at %s: %d event(s) failed (%s); re-sending in %d s",
-                            self.servers, len(self._failed), _describe(self._failed[0][3]), wait)
+                            self.servers, len(self._failed), one_line(self._failed[0][3]), wait)
                 time.sleep(wait)
         return False  # pragma: no cover - _attempts() never ends
 
@@ -188,7 +190,7 @@ class Publisher:
                     raise Stopped() from None
                 wait = _backoff(attempt)
                 log.warning("Kafka at %s does not take events (%s); retrying in %d s",
-                            self.servers, _describe(error), wait)
+                            self.servers, one_line(error), wait)
                 self.stop.wait(wait)
                 continue
             self._in_flight.append((key, value, partition, future))
@@ -219,8 +221,3 @@ def _attempts():
     while True:
         yield attempt
         attempt += 1
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -70,8 +70,9 @@ def parse_dotenv(text: str, environ: Mapping[str, str] | None = None, source: st
     """The KEY=value pairs of a `.env` text, read as docker compose reads it (see the module).
 
     `environ` (default: the process environment) is looked up first for `$VAR`s, then earlier
-    lines. A line compose would reject, or one that names a key a shell cannot export, raises
-    ConfigError naming `source:line`.
+    lines. A line that is not `KEY=value` with a key a shell can export (compose would also take
+    `KEY: value` and dotted keys), an unclosed quote or a bad `${...}` raises ConfigError naming
+    `source:line`.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, str] = {}
@@ -315,6 +316,16 @@ _PG_REJECTED = re.compile(r"authentication failed|no pg_hba\.conf entry|does not
 _KEYS = {"postgresql": "POSTGRESQL_APP", "mysql": "MYSQL_APP"}
 
 
+# Timeouts of every database connection, so that no step waits for ever (seconds). A server that
+# does not answer fails the connect in 10 s. A statement may run an hour: the longest legitimate
+# ones (an INSERT..SELECT publishing a big table, a copy of an appended table, a COPY of
+# generated data) take seconds to minutes here, and a bound far above them still ends a hang.
+# Keepalives find a peer that vanished while the connection is idle (the run lock's connection).
+CONNECT_TIMEOUT = 10
+STATEMENT_TIMEOUT = 3600
+WRITE_TIMEOUT = 300  # pymysql: one send to the server (a query, a LOAD DATA chunk)
+
+
 @dataclass(frozen=True)
 class Connection:
     """Where one named system lives, and how to reach it. The password never prints."""
@@ -349,7 +360,11 @@ class Connection:
     @property
     def jdbc_properties(self) -> dict[str, str]:
         driver = {"postgresql": "org.postgresql.Driver", "mysql": "com.mysql.cj.jdbc.Driver"}[self.kind]
-        return {"user": self.user, "password": self.password, "driver": driver}
+        # pgjdbc counts seconds, Connector/J milliseconds.
+        scale = 1 if self.kind == "postgresql" else 1000
+        return {"user": self.user, "password": self.password, "driver": driver,
+                "connectTimeout": str(CONNECT_TIMEOUT * scale), "socketTimeout": str(STATEMENT_TIMEOUT * scale),
+                "tcpKeepAlive": "true"}
 
     def __repr__(self) -> str:
         return f"Connection({self.redacted()})"
@@ -374,13 +389,18 @@ class Connection:
 
                 return psycopg2.connect(
                     host=self.host, port=self.port, dbname=self.database, user=self.user,
-                    password=self.password, connect_timeout=10,
-                    options=f"-c search_path={self.schema}", **kwargs)
+                    password=self.password, **{
+                        "connect_timeout": CONNECT_TIMEOUT, "keepalives": 1, "keepalives_idle": 30,
+                        "keepalives_interval": 10, "keepalives_count": 3,
+                        "options": f"-c search_path={self.schema} -c statement_timeout={STATEMENT_TIMEOUT}s",
+                        **kwargs})
             import pymysql
 
             return pymysql.connect(
                 host=self.host, port=self.port, database=self.database, user=self.user,
-                password=self.password, connect_timeout=10, autocommit=False, **kwargs)
+                password=self.password, autocommit=False, **{
+                    "connect_timeout": CONNECT_TIMEOUT, "read_timeout": STATEMENT_TIMEOUT,
+                    "write_timeout": WRITE_TIMEOUT, **kwargs})
         except Exception as error:  # the drivers raise their own classes; make the cause actionable
             where = f"{self.kind} at {self.address} (database {self.database}, user {self.user})"
             if self._rejected(error):
