@@ -65,7 +65,10 @@ def parser() -> argparse.ArgumentParser:
                                         "seconds per file. Master from SPARK_MASTER_URL (default local[*]).")
     r.add_argument("pipeline", help="pipeline name (directory under sql/) or path")
     r.add_argument("--follow", action="store_true",
-                   help="keep running: drain again every --every seconds until stopped (for streams)")
+                   help="keep running until stopped (for streams): runs back to back while the topic has a "
+                        "backlog (a run reads at most max_events_per_run), then every --every seconds")
+    r.add_argument("--drain", action="store_true",
+                   help="run back to back until the topic is drained, then exit")
     r.add_argument("--every", type=float, default=10.0, metavar="SECONDS",
                    help="pause between runs with --follow (default 10)")
     r.add_argument("--workers", type=int, default=4, help="files run concurrently when independent (default 4)")
@@ -165,10 +168,10 @@ def _run(args) -> int:
     from runner.engine.run import follow, run_pipeline
 
     pipeline = load_pipeline(args.pipeline)
-    if args.follow and args.select:
-        raise InvalidPipeline("--select and --follow do not go together: follow runs the whole pipeline")
-    if args.follow:
-        follow(pipeline, args.every)
+    if (args.follow or args.drain) and args.select:
+        raise InvalidPipeline("--select and --follow (or --drain) do not go together: they run the whole pipeline")
+    if args.follow or args.drain:
+        follow(pipeline, args.every, until_drained=args.drain)
     else:
         run_pipeline(pipeline, max_workers=args.workers, select=args.select)
     return 0

@@ -25,7 +25,7 @@ from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_un
 from runner.model.flow import Flow, Read, pipeline_flow
 from runner.model.pipeline import Pipeline, SqlFile
 from runner.model.validate import validate
-from runner.targets.base import Target, target_for
+from runner.targets.base import Gap, Offset, Target, target_for
 
 log = logging.getLogger("runner")
 
@@ -35,7 +35,9 @@ class Summary:
     pipeline: str
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-    offsets: list[tuple[str, int, int]] = field(default_factory=list)
+    offsets: list[Offset] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    backlog: int = 0  # Kafka records left for the next run (a batch is at most max_events_per_run)
 
 
 def check_valid(pipeline: Pipeline) -> None:
@@ -69,7 +71,9 @@ class Reader:
         self.spark = spark
         self.settings = flow.pipeline.settings
         self.target = target
-        self.offsets: list[tuple[str, int, int]] = []
+        self.offsets: list[Offset] = []
+        self.gaps: list[Gap] = []
+        self.backlog = 0
 
     def __call__(self, read: Read):
         if read.kind == "source" and self.settings.source == "kafka":
@@ -82,16 +86,36 @@ class Reader:
             return sources.jdbc_table(self.spark, connection, table)
 
     def _kafka(self, topic: str):
-        connection = config.connection("kafka")
+        connection, consumer = config.connection("kafka"), self.settings.consumer
         with failing_as(f"reading Kafka topic {topic!r}", connection):
             try:
-                start, end = sources.kafka_offsets(connection, topic, self.target.stored_offsets(topic))
+                batch = sources.kafka_batch(connection, topic, self.target.stored_offsets(consumer, topic),
+                                            self.settings.max_events_per_run)
             except LookupError as error:
                 raise RunnerError(str(error)) from None
-        pending = sum(end[p] - start[p] for p in end)
-        log.info("%s: %d new record(s) in %d partition(s)", topic, pending, len(end))
-        self.offsets = [(topic, partition, offset) for partition, offset in sorted(end.items())]
-        return sources.kafka_topic(self.spark, connection, topic, start, end)
+        log.info("%s: %d new record(s) in %d partition(s)%s", topic, batch.size, len(batch.end),
+                 f", {batch.backlog} left for the next run" if batch.backlog else "")
+        self.offsets = [Offset(consumer, topic, partition, batch.topic_id, offset)
+                        for partition, offset in sorted(batch.end.items())]
+        self.gaps = [Gap(consumer, topic, batch.topic_id, gap.partition, gap.first_offset, gap.last_offset,
+                         gap.reason) for gap in batch.gaps]
+        self.backlog = batch.backlog
+        return sources.kafka_topic(self.spark, connection, batch)
+
+    @contextmanager
+    def kafka_reachable(self):
+        """Spark reads the topic later, in the jobs of the files: a broker lost by then is exit 3
+        too, naming the broker."""
+        try:
+            yield
+        except RunnerError:
+            raise
+        except Exception as error:
+            if self.settings.source != "kafka" or not is_unreachable(error):
+                raise
+            connection = config.connection("kafka")
+            raise Unreachable(f"reading Kafka topic {self.settings.topic!r}: cannot reach kafka at "
+                              f"{connection.address}: {one_line(error)}") from None
 
 
 def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: Sequence[str] = ()) -> Summary:
@@ -104,6 +128,11 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: S
         flow = flow.select(select)
         _check_selection_publishable(flow)
     target = target_for(config.connection(pipeline.settings.target), pipeline.name)
+    # The bounded waits of a publish: the whole budget, and each attempt's lock wait (readers
+    # queue behind a waiting swap for that long at most).
+    target.publish_timeout = pipeline.settings.publish_timeout or config.env_float(
+        "RUNNER_PUBLISH_TIMEOUT", target.publish_timeout)
+    target.lock_wait = max(1, config.env_int("RUNNER_SWAP_LOCK_WAIT", target.lock_wait))
     try:
         with failing_as(f"locking pipeline {pipeline.name}", target.connection):
             target.lock()
@@ -120,12 +149,13 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: S
                                        sql_file.declared_sizes())
                 return target.write_staging(sql_file.target, frame)
 
-        execute(spark, flow, reader, write, max_workers=max_workers)
+        with reader.kafka_reachable():
+            execute(spark, flow, reader, write, max_workers=max_workers)
         _drop_unpublished(target, flow)
         with failing_as("publishing (the published tables are unchanged)", target.connection):
-            target.publish(reader.offsets)
+            target.publish(reader.offsets + reader.gaps)
         summary = Summary(pipeline.name, {t: s.rows for t, s in target.staged.items()},
-                          time.monotonic() - started, reader.offsets)
+                          time.monotonic() - started, reader.offsets, reader.gaps, reader.backlog)
         log.info("%s: published %s in %.1fs", pipeline.name,
                  ", ".join(f"{t} ({n} rows)" for t, n in summary.rows.items()) or "nothing", summary.seconds)
         return summary
@@ -158,13 +188,19 @@ def _drop_unpublished(target: Target, flow: Flow) -> None:
         replace(target, staged=unpublished).drop_staging()
 
 
-def follow(pipeline: Pipeline, every: float) -> None:
-    """Run again and again on one SparkSession, `every` seconds apart, until SIGTERM or Ctrl-C."""
+def follow(pipeline: Pipeline, every: float, until_drained: bool = False) -> None:
+    """Run again and again on one SparkSession until SIGTERM or Ctrl-C: back to back while a
+    Kafka source has a backlog (each run reads at most max_events_per_run), else `every` seconds
+    apart. `until_drained` stops once a run leaves no backlog."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     spark = spark_session(pipeline.name, long_lived=True)
     while not stop.is_set():
-        run_pipeline(pipeline, spark)
+        summary = run_pipeline(pipeline, spark)
+        if summary.backlog:
+            continue
+        if until_drained:
+            break
         stop.wait(every)
     log.info("%s: stopped following", pipeline.name)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from dataclasses import dataclass
 
 from runner import config
 from runner.targets.names import quote, quote_qualified
@@ -76,40 +77,137 @@ def jdbc_table(spark, conn: config.Connection, table: str):
     return reader.load()
 
 
-def kafka_offsets(conn: config.Connection, topic: str, stored: dict[int, int]) -> tuple[dict[int, int], dict[int, int]]:
-    """(start, end) offset per partition: start where the last published run stopped, end at the log's end now."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaTimeoutError
+@dataclass(frozen=True)
+class Gap:
+    """Offsets of a partition that were never read and never will be: Kafka lost them."""
+
+    partition: int
+    first_offset: int
+    last_offset: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class KafkaBatch:
+    """What one run reads of a topic: offsets [start, end) per partition of one incarnation."""
+
+    topic: str
+    topic_id: str  # Kafka's id of this incarnation of the topic (a deleted and recreated one has another)
+    start: dict[int, int]
+    end: dict[int, int]
+    gaps: list[Gap]
+    backlog: int  # committed records left after this batch, for the next run
+
+    @property
+    def size(self) -> int:
+        return sum(self.end[p] - self.start[p] for p in self.end)
+
+
+# Every Kafka request is bounded: a broker that does not answer fails the run (exit 3) in seconds.
+KAFKA_TIMEOUT_MS = 15_000
+
+
+def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str | None, int]],
+                limit: int) -> KafkaBatch:
+    """The next batch of `topic` after the `stored` positions ({partition: (topic id, next
+    offset)}), at most `limit` offsets in all, ending at the last stable offset (read_committed:
+    never past an open transaction). A position of another incarnation restarts at the log's
+    start; a position outside the log is a `Gap`, and reading goes on from the log's edge.
+
+    Example (needs Kafka):
+        >>> kafka_batch(config.connection("kafka"), "new_users_events", {}, 100_000).end
+        {0: 120, 1: 131, 2: 117}
+    """
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.admin import OffsetSpec
+    from kafka.errors import KafkaConnectionError, RetriableError
+    from kafka.protocol.consumer.offsets import IsolationLevel
 
     try:
-        consumer = KafkaConsumer(bootstrap_servers=conn.servers, enable_auto_commit=False,
-                                 request_timeout_ms=15000)
-    except KafkaTimeoutError:
-        raise ConnectionError(f"cannot reach Kafka at {conn.servers}: no broker answered") from None
+        admin = KafkaAdminClient(bootstrap_servers=conn.servers, client_id="runner",
+                                 request_timeout_ms=KAFKA_TIMEOUT_MS, bootstrap_timeout_ms=KAFKA_TIMEOUT_MS)
+    except (KafkaConnectionError, RetriableError) as error:  # refused, timed out, no broker
+        raise ConnectionError(f"cannot reach Kafka at {conn.servers}: {type(error).__name__}") from None
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
+        described = admin.describe_topics([topic])[0]
+        if described.get("error_code") or not described.get("partitions"):
             raise LookupError(f"Kafka topic {topic!r} does not exist on {conn.servers}")
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        beginning = consumer.beginning_offsets(assigned)
-        end = consumer.end_offsets(assigned)
+        topic_id = str(described["topic_id"])
+        assigned = [TopicPartition(topic, p["partition_index"])
+                    for p in sorted(described["partitions"], key=lambda p: p["partition_index"])]
+
+        def offsets(spec, isolation=IsolationLevel.READ_UNCOMMITTED) -> dict[int, int]:
+            found = admin.list_partition_offsets({tp: spec for tp in assigned}, isolation_level=isolation,
+                                                 timeout_ms=KAFKA_TIMEOUT_MS)
+            return {tp.partition: found[tp].offset for tp in assigned}
+
+        first = offsets(OffsetSpec.EARLIEST)
+        stable = offsets(OffsetSpec.LATEST, IsolationLevel.READ_COMMITTED)  # the last stable offset
+    except (KafkaConnectionError, RetriableError) as error:
+        raise ConnectionError(f"cannot reach Kafka at {conn.servers}: {type(error).__name__}: {error}") from None
     finally:
-        consumer.close()
-    start = {}
-    for tp in assigned:
-        first = beginning[tp]
-        start[tp.partition] = max(stored.get(tp.partition, first), first)
-        if stored.get(tp.partition, first) < first:
-            log.warning("%s[%d]: offsets %d..%d were deleted by retention before they were read",
-                        topic, tp.partition, stored[tp.partition], first - 1)
-    return start, {tp.partition: end[tp] for tp in assigned}
+        admin.close()
+
+    start, gaps = {}, []
+    for partition in first:
+        stored_id, next_offset = stored.get(partition, (None, None))
+        if next_offset is None:
+            start[partition] = first[partition]  # a new consumer reads the topic from its start
+            continue
+        if stored_id and stored_id != topic_id:
+            log.warning("%s[%d]: the topic was deleted and recreated (id %s, was %s): reading the new "
+                        "topic from its start", topic, partition, topic_id, stored_id)
+            next_offset = 0
+        if next_offset < first[partition]:
+            gaps.append(Gap(partition, next_offset, first[partition] - 1,
+                            "below the log start: deleted (retention or delete-records) before it was read"))
+            next_offset = first[partition]
+        elif next_offset > stable[partition]:
+            # The broker lost its tail (e.g. an unclean leader election): new events will be written
+            # from its current end, so reading goes on from there and skips none of them.
+            gaps.append(Gap(partition, stable[partition], next_offset - 1,
+                            "above the log end: the broker lost offsets already read; "
+                            "new events reuse them and are read from the log end"))
+            next_offset = stable[partition]
+        start[partition] = next_offset
+    for gap in gaps:
+        log.warning("%s[%d]: offsets %d..%d lost, %s; recorded in the gaps table", topic, gap.partition,
+                    gap.first_offset, gap.last_offset, gap.reason)
+    end = _bounded(start, stable, limit)
+    return KafkaBatch(topic, topic_id, start, end, gaps, sum(stable[p] - end[p] for p in end))
 
 
-def kafka_topic(spark, conn: config.Connection, topic: str, start: dict[int, int], end: dict[int, int]):
-    """The records of `topic` between two offset maps: key, value, topic, partition, offset, timestamp, ..."""
+def _bounded(start: dict[int, int], stable: dict[int, int], limit: int) -> dict[int, int]:
+    """End offsets reading at most `limit` offsets in all, shared fairly between the partitions.
+
+    Example:
+        >>> _bounded({0: 0, 1: 0, 2: 0}, {0: 10, 1: 100, 2: 100}, 100)
+        {0: 10, 1: 45, 2: 45}
+    """
+    end, room = dict(start), limit
+    pending = sorted(start, key=lambda p: stable[p] - start[p])
+    for n, partition in enumerate(pending):
+        share = min(stable[partition] - start[partition], room // (len(pending) - n))
+        end[partition] += share
+        room -= share
+    return end
+
+
+def kafka_topic(spark, conn: config.Connection, batch: KafkaBatch):
+    """The records of one batch of a topic: key, value, topic, partition, offset, timestamp,
+    timestampType, and `topic_id` (the incarnation), read_committed."""
+    from pyspark.sql import functions as F
+
+    topic = batch.topic
     return (spark.read.format("kafka")
             .option("kafka.bootstrap.servers", conn.servers)
-            .option("assign", json.dumps({topic: sorted(start)}))
-            .option("startingOffsets", json.dumps({topic: {str(p): o for p, o in start.items()}}))
-            .option("endingOffsets", json.dumps({topic: {str(p): o for p, o in end.items()}}))
-            .load())
+            .option("kafka.isolation.level", "read_committed")  # records of aborted transactions never show
+            .option("kafka.request.timeout.ms", KAFKA_TIMEOUT_MS)
+            .option("kafka.default.api.timeout.ms", KAFKA_TIMEOUT_MS)
+            # A broker that dies mid-read fails the task within this bound instead of Spark's 120 s.
+            .option("kafkaConsumer.pollTimeoutMs", 2 * KAFKA_TIMEOUT_MS)
+            .option("assign", json.dumps({topic: sorted(batch.start)}))
+            .option("startingOffsets", json.dumps({topic: {str(p): o for p, o in batch.start.items()}}))
+            .option("endingOffsets", json.dumps({topic: {str(p): o for p, o in batch.end.items()}}))
+            .load()
+            .withColumn("topic_id", F.lit(batch.topic_id)))

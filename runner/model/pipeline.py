@@ -29,7 +29,11 @@ SETTINGS_FILE = "pipeline.toml"
 MODES = ("overwrite", "append", "merge", "view", "check")
 WRITE_MODES = ("overwrite", "append", "merge")
 HEADER_KEYS = ("target", "mode", "keys")
-SETTINGS_KEYS = ("description", "schedule", "source", "tables", "topic", "target")
+SETTINGS_KEYS = ("description", "schedule", "source", "tables", "topic", "target", "consumer",
+                 "max_events_per_run", "publish_timeout")
+# Events one run of a Kafka source reads at most: a batch of small events that the default
+# driver memory holds with room to spare; a larger backlog drains over several runs.
+DEFAULT_MAX_EVENTS_PER_RUN = 100_000
 
 _STRING_TYPES = {"VARCHAR", "CHAR", "NVARCHAR", "NCHAR"}
 _HEADER_LINE = re.compile(r"^--\s*([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
@@ -58,6 +62,12 @@ class Settings:
     tables: tuple[str, ...] = ()
     topic: str = ""
     target: str = "mysql"
+    # A Kafka source: the name its stored offsets are kept under (default: the directory's name),
+    # and the most events one run reads.
+    consumer: str = ""
+    max_events_per_run: int = DEFAULT_MAX_EVENTS_PER_RUN
+    # Seconds a publish keeps retrying a swap that readers block (None: RUNNER_PUBLISH_TIMEOUT, else 120).
+    publish_timeout: float | None = None
 
 
 @dataclass
@@ -195,14 +205,35 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings:
     if not isinstance(tables, list) or not all(isinstance(t, str) for t in tables):
         problems.append(Problem(path, line_of("tables"), "tables must be a list of table names"))
         tables = []
+    if raw.get("source") == "kafka" and len(tables) > 1:
+        problems.append(Problem(path, line_of("tables"), "a kafka source is one view: tables = [\"<name the SQL reads>\"]"))
+    limit = raw.get("max_events_per_run", DEFAULT_MAX_EVENTS_PER_RUN)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        problems.append(Problem(path, line_of("max_events_per_run"), "max_events_per_run must be a positive integer"))
+        limit = DEFAULT_MAX_EVENTS_PER_RUN
     return Settings(
         description=str(raw.get("description", "")),
         schedule=raw.get("schedule"),
         source=str(raw.get("source", "postgresql")),
-        tables=tuple(tables) if raw.get("source") != "kafka" else (topic,),
+        # A kafka source is one view, named by `tables` (the topic's name if it names none).
+        tables=tuple(tables) if raw.get("source") != "kafka" else (tables[0] if tables else topic,),
         topic=topic,
         target=str(raw.get("target", "mysql")),
+        consumer=str(raw.get("consumer") or path.parent.name),
+        max_events_per_run=limit,
+        publish_timeout=_publish_timeout(raw, path, line_of, problems),
     )
+
+
+def _publish_timeout(raw: dict, path: Path, line_of, problems: list[Problem]) -> float | None:
+    value = raw.get("publish_timeout")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        problems.append(Problem(path, line_of("publish_timeout"),
+                                f"publish_timeout = {value!r}: give the seconds a blocked publish may retry, e.g. 120"))
+        return None
+    return float(value)
 
 
 def load_sql_file(path: Path) -> SqlFile:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from runner import config
 from runner.targets import ddl
@@ -32,6 +33,32 @@ from runner.targets.names import OFFSETS_TABLE, OLD_SUFFIX, STAGING_SUFFIX  # no
 log = logging.getLogger("runner")
 
 Statement = tuple[str, tuple | None]
+
+# Ranges of Kafka offsets lost before they were read (retention, a broker that lost its tail).
+GAPS_TABLE = "runner_kafka_gaps"
+
+
+class Offset(NamedTuple):
+    """The next offset a consumer reads in one partition of one incarnation of a topic."""
+
+    consumer: str
+    topic: str
+    partition: int
+    topic_id: str
+    next_offset: int
+
+
+class Gap(NamedTuple):
+    """Offsets a consumer never read because Kafka lost them: recorded, never silent."""
+
+    consumer: str
+    topic: str
+    topic_id: str
+    partition: int
+    first_offset: int
+    last_offset: int
+    reason: str
+
 
 
 @dataclass
@@ -198,18 +225,34 @@ class Target:
 
     # --- Kafka offsets, stored with the rows ----------------------------------------------------
     def ensure_offsets_table(self) -> None:
+        """The offsets table and the gaps table, created or brought up to date (a table of an
+        earlier version keyed its rows by `pipeline` and knew no topic ids)."""
         self._execute(
             f"CREATE TABLE IF NOT EXISTS {self.q(OFFSETS_TABLE)} ("
-            "pipeline VARCHAR(100) NOT NULL, topic VARCHAR(249) NOT NULL, kafka_partition INT NOT NULL, "
-            "next_offset BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, "
-            "PRIMARY KEY (pipeline, topic, kafka_partition))")
+            "consumer VARCHAR(100) NOT NULL, topic VARCHAR(249) NOT NULL, kafka_partition INT NOT NULL, "
+            "topic_id VARCHAR(36), next_offset BIGINT NOT NULL, "
+            "updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, "
+            "PRIMARY KEY (consumer, topic, kafka_partition))",
+            f"CREATE TABLE IF NOT EXISTS {self.q(GAPS_TABLE)} ("
+            "consumer VARCHAR(100) NOT NULL, topic VARCHAR(249) NOT NULL, topic_id VARCHAR(36) NOT NULL, "
+            "kafka_partition INT NOT NULL, first_offset BIGINT NOT NULL, last_offset BIGINT NOT NULL, "
+            "detected_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, reason VARCHAR(200) NOT NULL, "
+            "PRIMARY KEY (consumer, topic_id, kafka_partition, first_offset))")
+        columns = {c for (c,) in self._query("SELECT column_name FROM information_schema.columns "
+                                              "WHERE table_schema = %s AND table_name = %s",
+                                              (self.connection.schema, OFFSETS_TABLE))}
+        if "pipeline" in columns:
+            self._execute(f"ALTER TABLE {self.q(OFFSETS_TABLE)} RENAME COLUMN pipeline TO consumer")
+        if "topic_id" not in columns:
+            # Rows without an id are taken to belong to the topic as it is when next read.
+            self._execute(f"ALTER TABLE {self.q(OFFSETS_TABLE)} ADD COLUMN topic_id VARCHAR(36)")
 
-    def stored_offsets(self, topic: str) -> dict[int, int]:
-        """The next offset to read per partition of `topic`, as last published with the rows."""
+    def stored_offsets(self, consumer: str, topic: str) -> dict[int, tuple[str | None, int]]:
+        """(topic id, next offset to read) per partition of `topic`, as last published with the rows."""
         self.ensure_offsets_table()
-        rows = self._query(f"SELECT kafka_partition, next_offset FROM {self.q(OFFSETS_TABLE)} "
-                           "WHERE pipeline = %s AND topic = %s", (self.pipeline, topic))
-        return {int(p): int(o) for p, o in rows}
+        rows = self._query(f"SELECT kafka_partition, topic_id, next_offset FROM {self.q(OFFSETS_TABLE)} "
+                           "WHERE consumer = %s AND topic = %s", (consumer, topic))
+        return {int(p): (topic_id, int(o)) for p, topic_id, o in rows}
 
     # --- publishing -----------------------------------------------------------------------------
     def _insert_from_staging(self, item: Staged) -> str:
@@ -220,19 +263,31 @@ class Target:
             return insert
         return f"{insert} {self._on_conflict(list(item.keys), [c for c in item.columns if c not in item.keys])}"
 
-    def _upsert_offset_sql(self) -> str:
-        return (f"INSERT INTO {self.q(OFFSETS_TABLE)} (pipeline, topic, kafka_partition, next_offset) "
-                f"VALUES (%s, %s, %s, %s) {self._on_conflict(['pipeline', 'topic', 'kafka_partition'], ['next_offset'])}"
-                ", updated_at = now()")
+    def _upsert_offset_sql(self, table: str = OFFSETS_TABLE) -> str:
+        return (f"INSERT INTO {self.q(table)} (consumer, topic, kafka_partition, topic_id, next_offset) "
+                f"VALUES (%s, %s, %s, %s, %s) "
+                f"{self._on_conflict(['consumer', 'topic', 'kafka_partition'], ['topic_id', 'next_offset'])}"
+                ", updated_at = CURRENT_TIMESTAMP")
 
-    def publish(self, offsets: list[tuple[str, int, int]] | None = None) -> None:
+    def _insert_gap_sql(self) -> str:
+        # A gap found again by a rerun after a failed publish is the same gap: stored once.
+        return (f"INSERT INTO {self.q(GAPS_TABLE)} (consumer, topic, topic_id, kafka_partition, first_offset, "
+                f"last_offset, reason) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                f"{self._on_conflict(['consumer', 'topic_id', 'kafka_partition', 'first_offset'], [])}")
+
+    def _offset_statements(self, offsets: list[Offset | Gap], table: str = OFFSETS_TABLE) -> list[Statement]:
+        """The statements that store the consumed offsets in `table`, and the lost ranges found
+        on the way in the gaps table: in the same transaction as the rows."""
+        return [(self._insert_gap_sql(), tuple(item)) if isinstance(item, Gap)
+                else (self._upsert_offset_sql(table), tuple(item)) for item in offsets]
+
+    def publish(self, offsets: list[Offset | Gap] | None = None) -> None:
         """Make every staged result visible at once (see the module docstring)."""
         swaps = [item for item in self.staged.values() if item.mode == "overwrite"]
         inserts = [item for item in self.staged.values() if item.mode != "overwrite"]
         creates = [(self._create_like_staging(item), None) for item in inserts]
         dml = [(self._insert_from_staging(item), None) for item in inserts]
-        dml += [(self._upsert_offset_sql(), (self.pipeline, topic, partition, offset))
-                for topic, partition, offset in offsets or []]
+        dml += self._offset_statements(list(offsets or []))
         drops = [(f"DROP TABLE {self.q(self.staging_name(item.target))}", None) for item in inserts]
         self._publish(swaps, creates, dml, drops)
 

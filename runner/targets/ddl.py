@@ -45,9 +45,9 @@ def column_type(dialect: str, field: T.StructField, size: int | None = None) -> 
         return f"VARCHAR({size})"
     if isinstance(data_type, T.DecimalType):
         return f"DECIMAL({data_type.precision},{data_type.scale})"
-    if isinstance(data_type, T.TimestampType):
-        return "TIMESTAMP(6)" if mysql else "TIMESTAMP"
-    if isinstance(data_type, T.TimestampNTZType):
+    if isinstance(data_type, (T.TimestampType, T.TimestampNTZType)):
+        # MySQL's TIMESTAMP holds only 1970-2038 and shifts by the session's time zone;
+        # DATETIME(6) holds the years 1000-9999 as written, like PostgreSQL's timestamp.
         return "DATETIME(6)" if mysql else "TIMESTAMP"
     simple = {
         T.IntegerType: "INT" if mysql else "INTEGER",

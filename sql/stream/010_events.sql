@@ -14,27 +14,35 @@
 --      character ('NUL character in phone'), otherwise PostgreSQL would reject the whole batch;
 --   4. registration_date must be an ISO-8601 date or date-time, e.g. 2024-05-01,
 --      2024-05-01T10:15:00 or 2024-05-01T10:15:00+03:00; a time zone is converted to UTC;
+--      in UTC it must lie in the years 1000 to 9999, which every target can hold (MySQL's
+--      DATETIME), and at most one day after the run (a registration cannot be in the future);
 --   5. loyalty_status must be exactly Gold, Silver or Bronze;
 --   6. users.email is UNIQUE: an email already in PostgreSQL users is rejected
 --      ('email already registered'), and if one batch holds the same email twice, the
 --      earliest event (by Kafka timestamp, partition, offset) wins and the others are
 --      rejected ('duplicate email in batch').
 -- Values are trimmed; emails are compared exactly, as the UNIQUE constraint does.
+-- The sizes in rule 3 are those of the users table (020_users.sql, and PostgreSQL's DDL):
+-- tests/unit/test_stream_sizes.py checks that every copy agrees.
+-- `events_topic` is the topic of pipeline.toml (KAFKA_TOPIC_NAME), whatever its name.
 
 with
 
 messages as (
 
     -- NUL characters cannot be stored in PostgreSQL text, so they are dropped from the
-    -- payload we keep; a payload that is not UTF-8 shows replacement characters.
+    -- readable payload; a payload that is not UTF-8 shows replacement characters there.
+    -- payload_bytes keeps the message exactly, so a fixed event can be replayed byte for byte.
     select
         replace(cast(value as string), char(0), '') as payload,
+        value as payload_bytes,
         topic as kafka_topic,
+        topic_id as kafka_topic_id,
         `partition` as kafka_partition,
         `offset` as kafka_offset,
         `timestamp` as kafka_timestamp
 
-    from new_users_events
+    from events_topic
 
 ),
 
@@ -56,7 +64,9 @@ trimmed as (
 
     select
         payload,
+        payload_bytes,
         kafka_topic,
+        kafka_topic_id,
         kafka_partition,
         kafka_offset,
         kafka_timestamp,
@@ -133,6 +143,10 @@ judged as (
             when too_long_fields <> '' then concat('too long: ', too_long_fields)
             when nul_fields <> '' then concat('NUL character in ', nul_fields)
             when registration_date is null then 'unparsable registration_date'
+            when year(registration_date) not between 1000 and 9999
+                then 'registration_date outside the years 1000-9999 (UTC)'
+            when registration_date > current_timestamp() + interval 1 day
+                then 'registration_date in the future'
             when loyalty_status not in ('Gold', 'Silver', 'Bronze') then 'unknown loyalty_status'
             when is_email_registered then 'email already registered'
         end as reason_before_duplicates
@@ -159,7 +173,9 @@ events as (
 
     select
         payload,
+        payload_bytes,
         kafka_topic,
+        kafka_topic_id,
         kafka_partition,
         kafka_offset,
         kafka_timestamp,

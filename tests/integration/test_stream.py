@@ -1,7 +1,8 @@
 """`stream` on the real Kafka and PostgreSQL: exactly once across kills, reruns and lost local state.
 
-Each test gets a topic and a PostgreSQL schema of its own. The pipeline runs from a copy of
-sql/stream whose SQL names the test's topic instead of the shared one (the only change).
+Each test gets a topic and a PostgreSQL schema of its own. The pipeline runs from an unchanged
+copy of sql/stream: KAFKA_TOPIC_NAME names the test's topic, and the SQL reads it as
+`events_topic`, whatever the topic is called.
 
 The two kills are placed deterministically with PostgreSQL locks held by the test, never with
 timing: an ACCESS EXCLUSIVE lock on `users` freezes a run while it reads and stages the batch
@@ -36,7 +37,6 @@ from runner import config
 pytestmark = pytest.mark.integration
 
 SERVERS = config.env("KAFKA_BOOTSTRAP_SERVERS")
-SHARED_TOPIC = "new_users_events"
 LOCKED = "holds its lock"
 TAKEN_EMAILS = [f"taken{i}@example.org" for i in range(5)]
 
@@ -126,9 +126,6 @@ def stream(tmp_path: Path) -> Iterator[Stream]:
                    env={**os.environ, "POSTGRESQL_APP_SCHEMA": schema})
     pipeline = tmp_path / "stream"
     shutil.copytree(config.ROOT / "sql" / "stream", pipeline)
-    events_sql = pipeline / "010_events.sql"
-    assert f"from {SHARED_TOPIC}\n" in events_sql.read_text()
-    events_sql.write_text(events_sql.read_text().replace(f"from {SHARED_TOPIC}\n", f"from {topic}\n"))
     try:
         yield Stream(topic, schema, pipeline, tmp_path / "local-state")
     finally:
@@ -207,7 +204,7 @@ def offsets(db, topic: str) -> int:
     if not scalar(db, "select to_regclass('runner_kafka_offsets') is not null"):
         return 0
     return scalar(db, "select coalesce(sum(next_offset), 0) from runner_kafka_offsets "
-                      "where pipeline = 'stream' and topic = %s", topic)
+                      "where consumer = 'stream' and topic = %s", topic)
 
 
 # --- the scenario -------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def sql_file(tmp_path: Path, sql: str):
 def test_mysql_table_keeps_keys_decimals_sizes_and_timestamps() -> None:
     assert create_table("mysql", "orders", ORDERS, keys=("order_id",)) == (
         "CREATE TABLE `orders` (`order_id` INT NOT NULL, `status` VARCHAR(20), "
-        "`total_amount` DECIMAL(10,2), `order_date` TIMESTAMP(6), `note` VARCHAR(255), "
+        "`total_amount` DECIMAL(10,2), `order_date` DATETIME(6), `note` VARCHAR(255), "
         "PRIMARY KEY (`order_id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
 
 
@@ -96,7 +96,7 @@ def test_very_long_strings_become_text_in_mysql_only() -> None:
 @pytest.mark.parametrize(("spark_type", "mysql", "postgresql"), [
     (T.DecimalType(10, 2), "DECIMAL(10,2)", "DECIMAL(10,2)"),
     (T.DecimalType(38, 0), "DECIMAL(38,0)", "DECIMAL(38,0)"),
-    (T.TimestampType(), "TIMESTAMP(6)", "TIMESTAMP"),
+    (T.TimestampType(), "DATETIME(6)", "TIMESTAMP"),
     (T.TimestampNTZType(), "DATETIME(6)", "TIMESTAMP"),
     (T.DateType(), "DATE", "DATE"),
     (T.IntegerType(), "INT", "INTEGER"),
