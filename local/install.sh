@@ -6,6 +6,20 @@
 # with only git and make, as root, it brings everything else.
 #   local/install.sh          everything `make up` needs
 #   local/install.sh test     also what only the tests need (headless Chromium)
+
+# lib.sh reads .env with python3 (runner/config.py), so a machine without one gets Debian's first.
+if ! command -v python3 >/dev/null 2>&1; then
+  bootstrap_log="$(cd "$(dirname "$0")/.." && pwd)/.state/logs/install.log"
+  mkdir -p "$(dirname "$bootstrap_log")"
+  printf '\033[1m==>\033[0m %s\n' "installing Debian's Python 3.11 (python3 python3.11-venv python3.11-dev): .env is read with it"
+  [ "$(id -u)" -eq 0 ] || { echo "error: python3 is missing and installing it needs root: run \`make up\` as root, or apt-get install python3 python3.11-venv python3.11-dev" >&2; exit 1; }
+  if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+         python3 python3.11-venv python3.11-dev; } >> "$bootstrap_log" 2>&1; then
+    tail -n 20 "$bootstrap_log" >&2
+    echo "error: could not install python3 from Debian (see .state/logs/install.log): check that the Debian mirror in /etc/apt/sources.list* is reachable, then run \`make up\` again" >&2
+    exit 1
+  fi
+fi
 source "$(dirname "$0")/lib.sh"
 
 INSTALL_LOG="$LOGS/install.log"
