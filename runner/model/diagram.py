@@ -5,7 +5,7 @@ path from the sources, an edge that skips columns passes through placeholder poi
 crosses a box, and the order inside each column is improved by a few barycenter sweeps. It is
 drawn as plain SVG text, with no Graphviz: a pipeline has a few dozen nodes at most, so this
 takes about a millisecond, needs nothing installed (natively or in the Airflow image), and can
-be drawn on every request by the Airflow plugin that serves it (plugins/pipeline_lineage.py).
+be drawn on every request by the Airflow plugin that serves it (plugins/lineage_pictures.py).
 
 Example:
     >>> svg = diagram(pipeline_flow(load_pipeline("marts")))
@@ -23,6 +23,7 @@ from pathlib import Path
 from runner.model.flow import Flow, Read, Step, pipeline_flow
 from runner.model.pipeline import load_pipeline
 
+SERVED_AT = "/pipeline-lineage"  # where Airflow's api-server serves the pictures (plugins/lineage_pictures.py)
 CHAR_WIDTH = 7.4  # px per character of the 12px monospace font, a little generous
 NODE_HEIGHT = 40
 ROW_GAP = 14

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from runner import config
-from runner.model.pipeline import pipeline_names
+from runner.model.pipeline import load_pipeline, pipeline_names
 
 ROOT = config.ROOT
 DAGS = ROOT / "dags"
@@ -141,12 +141,31 @@ def test_outlets_are_the_tables_the_pipeline_publishes(bag: DagBag) -> None:
         assert names == {f"{c}.{t}" for c, t in pipeline_flow(load_pipeline(dag_id)).writes()}, dag_id
 
 
-def test_doc_md_lists_each_file_and_a_lineage_diagram(bag: DagBag) -> None:
+def test_doc_md_lists_each_file_and_embeds_the_lineage_picture(bag: DagBag) -> None:
     doc = bag.dags["marts"].doc_md
     assert "010_mart_user_activity.sql" in doc
     assert "`mysql.mart_user_activity`" in doc
-    assert "```mermaid\nflowchart LR" in doc
-    assert "mysql_orders --> f_010_mart_user_activity" in doc
+    # A markdown image with a relative address: Airflow's UI drops raw HTML and data: URIs.
+    assert "](/pipeline-lineage/marts.svg)" in doc and "```mermaid" not in doc
+
+
+def test_the_plugin_serves_each_pipelines_picture_and_nothing_else() -> None:
+    from fastapi.testclient import TestClient
+
+    sys.path.insert(0, str(config.ROOT / "plugins"))
+    from lineage_pictures import PipelineLineagePlugin, app
+
+    assert PipelineLineagePlugin.fastapi_apps[0]["url_prefix"] == "/pipeline-lineage"
+    client = TestClient(app)
+    for name in pipeline_names():
+        svg = client.get(f"/{name}.svg")
+        assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+        for step in pipeline_flow(load_pipeline(name)).steps:
+            assert f">{step.file.name}</text>" in svg.text
+        assert_no_secret(svg.text, f"the {name} picture")
+        assert "<svg" in client.get(f"/{name}").text
+    assert client.get("/..%2F.env.svg").status_code == 404
+    assert client.get("/nope.svg").status_code == 404
 
 
 def test_retries_back_off_exponentially(bag: DagBag) -> None:

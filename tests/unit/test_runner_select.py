@@ -75,7 +75,7 @@ def test_an_unknown_stem_is_an_error_naming_it_and_the_files(tmp_path: Path) -> 
 
 def test_cli_run_with_an_unknown_stem_exits_2_before_any_spark(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "runner", "run", str(chain(tmp_path)), "--select", "999_nope"],
-                            capture_output=True, text=True, cwd=config.ROOT, timeout=120)
+                            capture_output=True, text=True, cwd=config.ROOT, timeout=120, check=False)
 
     assert result.returncode == 2, result.stderr
     assert "no file '999_nope'" in result.stderr and "(its files: 010_paid," in result.stderr
@@ -115,3 +115,11 @@ def test_docs_writes_a_picture_and_a_page_per_pipeline(tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == ["index.html", "marts.html", "marts.svg"]
     assert "<svg" in (tmp_path / "marts.html").read_text()
     assert "010_mart_user_activity.sql" in (tmp_path / "marts.html").read_text()
+
+
+def test_a_kafka_pipeline_must_select_every_writer_or_events_would_be_lost() -> None:
+    result = subprocess.run([sys.executable, "-m", "runner", "run", "stream", "--select", "020_users"],
+                            capture_output=True, text=True, cwd=config.ROOT, timeout=300, check=False)
+
+    assert result.returncode == 2, result.stderr
+    assert "select 030_stream_dead_letters.sql too" in result.stderr, result.stderr
