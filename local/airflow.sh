@@ -43,6 +43,7 @@ config = {
     # sessions do (runner/engine/session.py): this machine's host name may not resolve.
     "SPARK_LOCAL_IP": e.get("SPARK_LOCAL_IP", "127.0.0.1"),
     "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+    "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),  # serves the DAG docs' lineage pictures
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     # The LocalExecutor starts `parallelism` worker processes (32 by default): sized for 2 cores.
