@@ -81,7 +81,9 @@ def doc_md(flow: Flow) -> str:
 
 def _problems(flow: Flow) -> list[str]:
     """A warning block listing what `runner validate` reports from the SQL alone, if anything."""
-    problems = [str(problem) for problem in flow.pipeline.all_problems() + flow.problems()]
+    from runner.model.validate import validate
+
+    problems = [str(problem) for problem in validate(flow.pipeline, strict=False)]
     if not problems:
         return []
     return [("> **This pipeline is invalid**: its runs fail until these are fixed "

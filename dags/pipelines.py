@@ -30,6 +30,7 @@ from pipeline_lineage import doc_md, table_asset  # noqa: E402
 from runner.model.flow import Flow, pipeline_flow  # noqa: E402
 from runner.errors import one_line  # noqa: E402
 from runner.model.pipeline import load_pipeline, pipeline_names  # noqa: E402
+from runner.model.validate import validate  # noqa: E402
 from runner_submit import RunnerSubmitOperator  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def pipeline_dag(flow: Flow, producers: dict[tuple[str, str], str]) -> DAG:
             raise ValueError(
                 f"sql/{pipeline.name}/pipeline.toml: schedule = \"assets\" but no other pipeline writes the "
                 f"tables it reads ({', '.join(f'{c}.{t}' for c, t in flow.inputs()) or 'none'})")
-    tags = ["sql", settings.source, settings.target] + (["invalid"] if pipeline.all_problems() + flow.problems() else [])
+    tags = ["sql", settings.source, settings.target] + (["invalid"] if validate(pipeline, strict=False) else [])
     dag = DAG(
         dag_id=pipeline.name,
         description=settings.description or None,

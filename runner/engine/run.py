@@ -41,7 +41,8 @@ class Summary:
 
 
 def check_valid(pipeline: Pipeline) -> None:
-    problems = validate(pipeline)
+    # The run's own session parses every file and names file:line, so no parser JVM here.
+    problems = validate(pipeline, strict=False)
     if problems:
         raise InvalidPipeline("\n".join(map(str, problems)) + f"\n{len(problems)} problem(s): nothing was run")
 

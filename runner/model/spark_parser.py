@@ -60,14 +60,15 @@ class Verdict:
     message: str
 
 
-def strict_problems(pipeline: Pipeline, problems: list[Problem]) -> list[Problem]:
+def strict_problems(pipeline: Pipeline, problems: list[Problem], spark: bool = True) -> list[Problem]:
     """`problems` (sqlglot's) with the syntax verdicts replaced by Spark's parser's, plus the
     trailing-comma and view-column checks. Spark decides syntax: a file Spark accepts loses
-    sqlglot's syntax error; a file it rejects gets Spark's message at Spark's line. Without a
-    JVM (no `java`), the sqlglot-only fast path decides instead."""
+    sqlglot's syntax error; a file it rejects gets Spark's message at Spark's line. With
+    `spark=False` (the DAG files at parse time, a run whose own session parses the SQL anyway),
+    or without a JVM, the sqlglot-only fast path decides instead."""
     from runner.model.columns import column_problems
 
-    verdicts = spark_verdicts([f.sql for f in pipeline.files]) if java_available() else None
+    verdicts = spark_verdicts([f.sql for f in pipeline.files]) if spark and java_available() else None
     result = list(problems)
     for sql_file, verdict in zip(pipeline.files, verdicts or [None] * len(pipeline.files)):
         if verdicts is None:
