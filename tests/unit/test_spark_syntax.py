@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from runner.model.pipeline import load_pipeline, load_sql_file
-from runner.model.spark_parser import fast_syntax_problems, spark_verdicts
+from runner.model.spark_parser import spark_verdicts
 from runner.model.validate import validate
 from tests.fixtures.runner.pipelines import write_pipeline
 
