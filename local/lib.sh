@@ -8,6 +8,8 @@ PIDS="$STATE/pids"
 LOGS="$STATE/logs"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
+# .state holds database files, Kafka segments with personal data and logs: its owner's only.
+mkdir -p "$STATE" && chmod 0700 "$STATE"
 mkdir -p "$PIDS" "$LOGS"
 
 # .env is read by runner/config.py, the platform's one reader (compose's rules; see README.md),

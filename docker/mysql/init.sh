@@ -8,13 +8,15 @@
 set -euo pipefail
 SQL_DIR=/opt/platform/docker/mysql/init
 
-sql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+# A value as a MySQL string built from its UTF-8 bytes in hex: no character of it (\, ', ", $, ...)
+# is ever interpreted, whatever the server's sql_mode (a quoted literal turned `pa\ss` into `pass`).
+sql_text() { printf "convert(x'%s' using utf8mb4)" "$(printf '%s' "$1" | od -An -v -tx1 | tr -d ' \n')"; }
 mysql_root() {
   mysql --defaults-extra-file=<(printf '[client]\nuser=root\npassword="%s"\n' "$MYSQL_ROOT_PASSWORD") \
     --protocol=socket "$@"
 }
 
-{ echo "set @app_db = $(sql_quote "$MYSQL_APP_DB"), @app_user = $(sql_quote "$MYSQL_APP_USER"),"
-  echo "    @app_password = $(sql_quote "$MYSQL_APP_PASSWORD");"
+{ echo "set @app_db = $(sql_text "$MYSQL_APP_DB"), @app_user = $(sql_text "$MYSQL_APP_USER"),"
+  echo "    @app_password = $(sql_text "$MYSQL_APP_PASSWORD");"
   cat "$SQL_DIR/01_database.sql"; } | mysql_root
 echo "mysql: $MYSQL_APP_DB ready for $MYSQL_APP_USER"
