@@ -7,7 +7,7 @@
 #   local/airflow.sh status    which process runs and what /api/v2/monitor/health says
 #   local/airflow.sh trigger DAG   start a run of DAG now through the REST API (prints the run id)
 # Everything comes from .env; the environment wins. No secret appears on a command line.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export AIRFLOW_HOME="$STATE/airflow"
 AIRFLOW_URL="http://localhost:$AIRFLOW_PORT"
@@ -17,13 +17,16 @@ START_TIMEOUT="${AIRFLOW_START_TIMEOUT:-240}"
 # Python so that passwords and JSON are quoted correctly whatever they contain.
 airflow_environment() {
   "$PY" - <<'PY'
-import json, os, secrets, shlex
+import importlib.util, json, os, secrets, shlex
 from pathlib import Path
 from urllib.parse import quote
 
 e = os.environ
 home = Path(e["AIRFLOW_HOME"])
 root = Path(e["ROOT"])
+spec = importlib.util.spec_from_file_location("airflow_settings", root / "docker/airflow/settings.py")
+airflow_settings = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(airflow_settings)
 
 
 def secret(name: str) -> str:
@@ -66,17 +69,9 @@ config = {
         f"postgresql+psycopg2://{quote(e['AIRFLOW_DB_USER'], safe='')}:{quote(e['AIRFLOW_DB_PASSWORD'], safe='')}"
         f"@{e['POSTGRESQL_APP_HOST']}:{e['POSTGRESQL_APP_PORT']}/{e['AIRFLOW_DB']}"),
     "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
-    # Connections: the JSON form (an unescaped `spark://local[*]` URI would not parse and the
-    # Spark hook would silently fall back to yarn).
-    "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": e["SPARK_MASTER_URL"]}),
-    "AIRFLOW_CONN_POSTGRESQL": json.dumps({
-        "conn_type": "postgres", "host": e["POSTGRESQL_APP_HOST"], "port": int(e["POSTGRESQL_APP_PORT"]),
-        "schema": e["POSTGRESQL_APP_DB"], "login": e["POSTGRESQL_APP_USER"],
-        "password": e["POSTGRESQL_APP_PASSWORD"],
-        "extra": {"options": f"-c search_path={e['POSTGRESQL_APP_SCHEMA']}"}}),
-    "AIRFLOW_CONN_MYSQL": json.dumps({
-        "conn_type": "mysql", "host": e["MYSQL_APP_HOST"], "port": int(e["MYSQL_APP_PORT"]),
-        "schema": e["MYSQL_APP_DB"], "login": e["MYSQL_APP_USER"], "password": e["MYSQL_APP_PASSWORD"]}),
+    # Connections: the JSON form, built as compose builds them (an unescaped `spark://local[*]`
+    # URI would not parse and the Spark hook would silently fall back to yarn).
+    **airflow_settings.connections(e),
 }
 # The simple auth manager reads the admin's password from this file; writing it before start
 # keeps Airflow from generating a random one.
@@ -175,6 +170,9 @@ run = call("POST", f"/api/v2/dags/{dag}/dagRuns", {"logical_date": None}, token)
 print(f"{dag}: triggered run {run['dag_run_id']} ({url}/dags/{dag}/runs/{run['dag_run_id']})")
 PY
 }
+
+# Sourced (by a test): only define the functions.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
 
 case "${1:-}" in
   start) start ;;

@@ -1,13 +1,17 @@
-"""Airflow's secrets and metadata URL in compose, built from .env so that quoting is always right.
+"""Airflow's secrets, metadata URL and connections, built from .env so that quoting is always right.
 
 Every Airflow container reads its sensitive settings through `AIRFLOW__..._CMD` variables that
-run this file (see docker-compose.yml): values never sit in a command line or in a log.
+run this file (see docker-compose.yml): values never sit in a command line or in a log. Its
+connections (`AIRFLOW_CONN_*`, JSON built here: compose would paste a password raw into the JSON)
+are exported by docker/airflow/entrypoint.sh; local/airflow.sh builds the native ones with the
+same `connections()`.
 
 Example:
     $ python docker/airflow/settings.py init /opt/airflow/secrets   # airflow-init, every start
     $ python docker/airflow/settings.py metadata-url                # AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD
     postgresql+psycopg2://finals_user:finals_pass@postgresql:5432/airflow_db
     $ python docker/airflow/settings.py secret /opt/airflow/secrets/jwt_secret
+    $ eval "$(python docker/airflow/settings.py connections)"     # entrypoint.sh: export AIRFLOW_CONN_*
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import base64
 import json
 import os
 import secrets
+import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote
 
@@ -45,6 +51,28 @@ def metadata_url() -> str:
     password = quote(env("AIRFLOW_DB_PASSWORD"), safe="")
     host, port, database = env("POSTGRESQL_APP_HOST"), env("POSTGRESQL_APP_PORT"), env("AIRFLOW_DB")
     return f"postgresql+psycopg2://{user}:{password}@{host}:{port}/{quote(database, safe='')}"
+
+
+def connections(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The platform's Airflow connections as `AIRFLOW_CONN_*` values in Airflow's JSON form,
+    serialized by json.dumps so that any character of a password survives (a URI would need
+    percent-encoding; the JSON form also keeps `spark://local[*]` parseable)."""
+    def value(key: str) -> str:
+        if not environ.get(key):
+            raise SystemExit(f"{key} is not set: add it to .env")
+        return environ[key]
+
+    return {
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": value("SPARK_MASTER_URL")}),
+        "AIRFLOW_CONN_POSTGRESQL": json.dumps({
+            "conn_type": "postgres", "host": value("POSTGRESQL_APP_HOST"), "port": int(value("POSTGRESQL_APP_PORT")),
+            "schema": value("POSTGRESQL_APP_DB"), "login": value("POSTGRESQL_APP_USER"),
+            "password": value("POSTGRESQL_APP_PASSWORD"),
+            "extra": {"options": f"-c search_path={value('POSTGRESQL_APP_SCHEMA')}"}}),
+        "AIRFLOW_CONN_MYSQL": json.dumps({
+            "conn_type": "mysql", "host": value("MYSQL_APP_HOST"), "port": int(value("MYSQL_APP_PORT")),
+            "schema": value("MYSQL_APP_DB"), "login": value("MYSQL_APP_USER"), "password": value("MYSQL_APP_PASSWORD")}),
+    }
 
 
 def write_private(path: Path, text: str) -> None:
@@ -83,7 +111,7 @@ def secret(path: Path) -> str:
 
 
 def main(argv: list[str]) -> None:
-    """Dispatch `init DIR`, `metadata-url` or `secret FILE`."""
+    """Dispatch `init DIR`, `metadata-url`, `secret FILE` or `connections`."""
     command, *args = argv or ["help"]
     if command == "init" and len(args) == 1:
         init(Path(args[0]))
@@ -91,8 +119,11 @@ def main(argv: list[str]) -> None:
         sys.stdout.write(metadata_url())
     elif command == "secret" and len(args) == 1:
         sys.stdout.write(secret(Path(args[0])))
+    elif command == "connections" and not args:
+        # `export` lines for the entrypoint's eval, each value shell-quoted.
+        sys.stdout.write("".join(f"export {k}={shlex.quote(v)}\n" for k, v in connections().items()))
     else:
-        raise SystemExit("usage: settings.py init DIR | metadata-url | secret FILE")
+        raise SystemExit("usage: settings.py init DIR | metadata-url | secret FILE | connections")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
+import subprocess
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -96,3 +97,42 @@ def test_secret_of_a_missing_file_names_the_file(tmp_path):
     settings = load_settings()
     with pytest.raises(SystemExit, match="jwt_secret.*airflow-init"):
         settings.secret(tmp_path / "jwt_secret")
+
+
+# Every character issue 13 names, and the ones a shell, compose or a URI would also eat.
+HOSTILE_PASSWORD = "p\\a'ss\"w$rd#1@h/x%41 ${HOME}`id`"
+
+
+def platform_environment(password: str) -> dict[str, str]:
+    return {"SPARK_MASTER_URL": "spark://spark-master:7077",
+            "POSTGRESQL_APP_HOST": "postgresql", "POSTGRESQL_APP_PORT": "5432",
+            "POSTGRESQL_APP_DB": "postgres_finals_db", "POSTGRESQL_APP_SCHEMA": "postgres_finals_schema",
+            "POSTGRESQL_APP_USER": "finals_user", "POSTGRESQL_APP_PASSWORD": password,
+            "MYSQL_APP_HOST": "mysql", "MYSQL_APP_PORT": "3306", "MYSQL_APP_DB": "mysql_finals_db",
+            "MYSQL_APP_USER": "finals_user", "MYSQL_APP_PASSWORD": password}
+
+
+def test_airflow_reads_every_character_of_the_passwords_back(monkeypatch):
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+
+    for key, value in load_settings().connections(platform_environment(HOSTILE_PASSWORD)).items():
+        monkeypatch.setenv(key, value)
+    backend = EnvironmentVariablesBackend()  # how Airflow reads AIRFLOW_CONN_* itself
+    for conn_id, host, port in (("postgresql", "postgresql", 5432), ("mysql", "mysql", 3306)):
+        connection = backend.get_connection(conn_id)
+        assert (connection.host, connection.port, connection.login) == (host, port, "finals_user")
+        assert connection.password == HOSTILE_PASSWORD, conn_id
+    assert backend.get_connection("spark_default").host == "spark://spark-master:7077"
+
+
+def test_the_entrypoints_export_lines_give_the_values_unchanged():
+    # As docker/airflow/entrypoint.sh does: eval the `connections` output in bash, then compare
+    # what the process that Airflow becomes would see. The password travels in the environment.
+    script = (f'eval "$(python3 {SETTINGS} connections)"; '
+              'python3 -c \'import json, os; print(json.dumps({k: v for k, v in os.environ.items() '
+              'if k.startswith("AIRFLOW_CONN_")}))\'')
+    env = {"PATH": "/usr/bin:/bin", **platform_environment(HOSTILE_PASSWORD)}
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == load_settings().connections(env)
+    assert json.loads(json.loads(result.stdout)["AIRFLOW_CONN_MYSQL"])["password"] == HOSTILE_PASSWORD
