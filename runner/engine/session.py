@@ -53,6 +53,14 @@ def driver_java_options(with_archive: bool = True, long_lived: bool = False) -> 
     return " ".join(options)
 
 
+def ui_enabled() -> bool:
+    """Whether a run's driver serves Spark's web UI (SPARK_UI_ENABLED=true; off by default)."""
+    value = config.env("SPARK_UI_ENABLED", "false").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise config.ConfigError(f"SPARK_UI_ENABLED={value!r} is not true or false")
+    return value in ("true", "1", "yes")
+
+
 def on_loopback(master: str) -> bool:
     """Whether the master runs on this machine's loopback (`local[*]`, `spark://localhost:7077`)."""
     return master.startswith("local") or urlsplit(master).hostname in ("localhost", "127.0.0.1", "::1")
@@ -87,6 +95,8 @@ def spark_session(app_name: str, master: str | None = None, extra: dict[str, str
         "spark.sql.shuffle.partitions": "8",
         "spark.scheduler.mode": "FAIR",
         "spark.ui.showConsoleProgress": "false",
+        # The driver's UI is unauthenticated and can kill jobs: off unless SPARK_UI_ENABLED asks.
+        "spark.ui.enabled": str(ui_enabled()).lower(),
         **(extra or {}),
     }
     for key, value in settings.items():
