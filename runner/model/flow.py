@@ -98,7 +98,16 @@ class Step:
         if sql_file.mode == "check":
             return "check (fails the run if it returns rows)"
         keys = f", keys {', '.join(sql_file.keys)}" if sql_file.keys else ""
-        return f"{self.target_connection}.{sql_file.target} ({sql_file.mode}{keys})"
+        verify = f", verified by checksum against {self.copied.label}" if sql_file.verify and self.copied else ""
+        return f"{self.target_connection}.{sql_file.target} ({sql_file.mode}{keys}{verify})"
+
+    @property
+    def copied(self) -> Read | None:
+        """The database table this file copies, if it reads exactly one (what `verify` compares with)."""
+        if len(self.reads) == 1 and self.reads[0].kind in ("source", "external") \
+                and self.reads[0].connection != "kafka":
+            return self.reads[0]
+        return None
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,7 @@ class Flow:
         the pipeline's files.
 
         Example:
+            >>> from runner.model.pipeline import load_pipeline
             >>> marts = pipeline_flow(load_pipeline("marts")).select(["010_mart_user_activity"])
             >>> marts.writes()
             [('mysql', 'mart_user_activity')]
@@ -185,8 +195,14 @@ class Flow:
                        and read.node not in written)
 
     def problems(self) -> list[Problem]:
-        return [Problem(step.file.path, read.line, read.problem)
-                for step in self.steps for read in step.reads if read.problem]
+        problems = [Problem(step.file.path, read.line, read.problem)
+                    for step in self.steps for read in step.reads if read.problem]
+        return problems + [
+            Problem(step.file.path, step.file.header_lines["verify"],
+                    "verify: checksum compares the result with the one database table the file copies, "
+                    f"but it reads {', '.join(r.name for r in step.reads) or 'nothing'}: read exactly one "
+                    "source table (or drop the verify line)")
+            for step in self.steps if step.file.verify and not step.copied and not any(r.problem for r in step.reads)]
 
 
 def pipeline_flow(pipeline: Pipeline) -> Flow:
