@@ -65,9 +65,10 @@ def doc_md(flow: Flow) -> str:
         *_problems(flow),
         "## Lineage",
         "",
-        f"![Lineage of {pipeline.name}: its source tables, SQL files and published tables]({picture}.svg)",
+        # Airflow shows a doc_md image at most 300 px wide: the picture links to its full size.
+        f"[![Lineage of {pipeline.name}: its source tables, SQL files and published tables]({picture}.svg)]({picture})",
         "",
-        f"[Open the picture on its own page]({picture}) · `python -m runner docs` writes it to files.",
+        f"Click the picture for its [full size]({picture}); `python -m runner docs` writes it to files.",
         "",
         "## Files, in run order",
         "",

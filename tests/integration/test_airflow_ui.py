@@ -1,5 +1,6 @@
 """The Airflow UI in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`)
-logs in as the admin of `.env` and sees one DAG per sql/ directory.
+logs in as the admin of `.env`, sees one DAG per sql/ directory, and sees each DAG's docs draw its
+lineage picture (served by plugins/lineage_pictures.py) with every file, source and target in it.
 
 The browser is driven through chromedriver's W3C WebDriver HTTP API by the small client below,
 so nothing beyond requests is needed. Screenshots are kept in test-artifacts/.
@@ -20,7 +21,8 @@ import pytest
 import requests
 
 from runner import config
-from runner.model.pipeline import pipeline_names
+from runner.model.flow import pipeline_flow
+from runner.model.pipeline import load_pipeline, pipeline_names
 from test_airflow import Airflow, airflow, wait_for  # noqa: F401  (the fixture is shared)
 
 pytestmark = pytest.mark.integration
@@ -62,6 +64,11 @@ class Browser:
     def click(self, css: str) -> None:
         element = wait_for(f"{css} on {self.current_url()}", lambda: self.find(css), 60)
         self.command("POST", f"/element/{element}/click", {})
+
+    def script(self, source: str, *args: Any) -> Any:
+        """Run JavaScript in the page and return its result."""
+        return self.command("POST", "/execute/sync", {"script": source, "args": list(args)})
+
 
     def text(self) -> str:
         body = self.find("body")
@@ -133,12 +140,36 @@ def test_admin_logs_in_and_sees_every_pipeline_dag(airflow: Airflow, browser: Br
         assert name in text
 
 
-def test_dag_page_shows_the_generated_documentation(airflow: Airflow, browser: Browser) -> None:
-    browser.open(f"{airflow.url}/dags/marts")
-
+@pytest.mark.parametrize("name", pipeline_names())
+def test_dag_docs_draw_the_lineage_picture_with_the_pipelines_nodes(airflow: Airflow, browser: Browser,
+                                                                   name: str) -> None:
+    flow = pipeline_flow(load_pipeline(name))
+    browser.open(f"{airflow.url}/dags/{name}")
     browser.click('button[aria-label="Dag Docs"]')
-    wait_for("the marts documentation", lambda: "010_mart_user_activity.sql" in browser.text(), 30,
+    first = flow.steps[0].file.name
+    wait_for(f"the {name} documentation", lambda: first in browser.text(), 30,
              lambda: f"{browser.current_url()} shows: {browser.text()[:300]!r}")
+
+    # The picture is drawn: its <img> loaded an SVG (naturalWidth is 0 for a broken image).
+    image = f'img[src$="/pipeline-lineage/{name}.svg"]'
+    wait_for(f"the {name} lineage picture to load", lambda: browser.script(
+        "const i = document.querySelector(arguments[0]); return !!i && i.complete && i.naturalWidth > 100;",
+        image), 30, lambda: f"no loaded {image} on {browser.current_url()}")
     time.sleep(1)
-    browser.screenshot(ARTIFACTS / "airflow-ui-marts-docs.png")
-    assert "mysql.mart_user_activity" in browser.text()
+    browser.screenshot(ARTIFACTS / f"airflow-ui-{name}-docs.png")
+    shown = browser.script("const i = document.querySelector(arguments[0]); const r = i.getBoundingClientRect();"
+                           "return [r.width, r.height];", image)
+    assert shown[0] > 200 and shown[1] > 30, f"the {name} picture is drawn {shown[0]}x{shown[1]} px"
+
+    # Airflow caps a docs image at 300 px, so it links to the full-size page: an inline <svg> whose
+    # boxes are the pipeline's files, sources and targets.
+    link = f'a[href$="/pipeline-lineage/{name}"] {image}'
+    assert browser.find(link), f"the {name} picture is not a link to its full size ({link})"
+    browser.open(f"{airflow.url}/pipeline-lineage/{name}")
+    drawn = wait_for(f"the {name} lineage page", lambda: browser.script(
+        "return Array.from(document.querySelectorAll('svg g.node')).map(g => g.getAttribute('data-node'));"), 30)
+    browser.screenshot(ARTIFACTS / f"airflow-ui-{name}-lineage.png")
+    nodes = {step.file.name for step in flow.steps}
+    nodes |= {read.label for step in flow.steps for read in step.reads if read.kind != "view"}
+    nodes |= {f"{connection}.{table}" for connection, table in flow.writes()}
+    assert not nodes - set(drawn), f"the {name} picture lacks {sorted(nodes - set(drawn))}"
