@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from runner import config
+from runner.errors import Busy, Retryable, RunnerError, one_line
 from runner.targets import ddl
 from runner.targets.names import OFFSETS_TABLE, OLD_SUFFIX, STAGING_SUFFIX  # noqa: F401 - the targets import them from here
 
@@ -59,6 +62,13 @@ class Gap(NamedTuple):
     last_offset: int
     reason: str
 
+# MySQL builds the next version of an appended or merged table beside it, then renames it in.
+NEXT_SUFFIX = "__next"
+# Readers queue behind a swap that waits for its lock (MySQL's metadata lock, PostgreSQL's
+# ACCESS EXCLUSIVE): each attempt waits this long at most, so no reader waits longer.
+SWAP_LOCK_WAIT = 2
+PUBLISH_TIMEOUT = 120.0  # seconds of attempts before a blocked swap gives up (exit 3)
+_FIRST_PAUSE, _LONGEST_PAUSE = 0.5, 8.0  # backoff between attempts: readers run freely then
 
 
 @dataclass
@@ -80,6 +90,9 @@ class Target:
     pipeline: str
     staged: dict[str, Staged] = field(default_factory=dict)
     _lock: object = None
+    publish_timeout: float = PUBLISH_TIMEOUT
+    lock_wait: int = SWAP_LOCK_WAIT
+    _in_doubt: bool = False  # the final statement of a publish was sent and not yet answered
 
     dialect = ""  # the kind of database, as ddl names it
 
@@ -100,6 +113,18 @@ class Target:
     def _unlock_sql(self) -> str:
         raise NotImplementedError
 
+    def _holds_lock_sql(self) -> str:
+        """True if this session holds the lock named by the one parameter."""
+        raise NotImplementedError
+
+    def _lock_timed_out(self, error: Exception) -> bool:
+        """True for the error of a statement that gave up waiting for a lock."""
+        raise NotImplementedError
+
+    def _blockers(self, conn, tables: list[str]) -> list[str]:
+        """The other sessions that hold locks on `tables`: id, user, host, seconds in transaction."""
+        raise NotImplementedError
+
     def _on_conflict(self, keys: list[str], updates: list[str]) -> str:
         """The clause that turns an INSERT into an upsert: a row whose `keys` exist already
         updates its `updates` columns instead (or is left alone when there are none)."""
@@ -108,9 +133,10 @@ class Target:
     def _create_like_staging(self, item: Staged) -> str:
         raise NotImplementedError
 
-    def _publish(self, swaps: list[Staged], creates: list[Statement], dml: list[Statement],
-                 drops: list[Statement]) -> None:
-        """Make it all visible at once: overwrites swapped in, creates, inserts and offsets applied."""
+    def _publish(self, conn, swaps: list[Staged], inserts: list[Staged],
+                 offsets: list[tuple[str, int, int]]) -> None:
+        """On `conn`, the lock's connection, make it all visible at once: overwrites swapped in,
+        appends and merges inserted, offsets stored."""
         raise NotImplementedError
 
     # --- shared ---------------------------------------------------------------------------------
@@ -169,15 +195,40 @@ class Target:
                                f"{self.connection.address} ({self.place}); wait for it to finish")
         self._lock = conn
 
+    def verify_lock(self) -> None:
+        """Stop (exit 3) unless the lock's connection is alive and still holds the lock: a
+        connection killed, idle-timed-out or lost in a server restart took the lock with it, and
+        another run may hold it now."""
+        try:
+            with self._lock.cursor() as cursor:
+                cursor.execute(self._holds_lock_sql(), (self.lock_name,))
+                held = bool(cursor.fetchone()[0])
+            cause = "the server says this session no longer holds it"
+        except Exception as error:  # a dead connection fails any statement
+            held, cause = False, one_line(error)
+        if not held:
+            raise Retryable(f"the run lock of pipeline {self.pipeline!r} on {self.connection.address} "
+                            f"({self.place}) was lost before publishing ({cause}; its connection was killed, "
+                            "timed out or the server restarted): nothing was published; run again")
+
     def unlock(self) -> None:
+        """Release the lock. A failure here never replaces the run's outcome: it is logged, and
+        the server frees the lock when the session ends anyway."""
         if self._lock is None:
             return
         # Release explicitly: MariaDB frees a GET_LOCK only once it has processed the disconnect.
         try:
             with self._lock.cursor() as cursor:
                 cursor.execute(self._unlock_sql(), (self.lock_name,))
+        except Exception as error:
+            log.warning("could not release the run lock of pipeline %r on %s (%s): %s; the server "
+                        "frees it when the session ends", self.pipeline, self.connection.address,
+                        self.place, one_line(error))
         finally:
-            self._lock.close()
+            try:
+                self._lock.close()
+            except Exception:  # already closed by the failure above
+                pass
             self._lock = None
 
     # --- staging --------------------------------------------------------------------------------
@@ -219,7 +270,8 @@ class Target:
         if not self.staged:
             return
         try:
-            self._execute(*(f"DROP TABLE IF EXISTS {self.q(self.staging_name(t))}" for t in self.staged))
+            self._execute(*(f"DROP TABLE IF EXISTS {self.q(name)}" for t in self.staged
+                            for name in (self.staging_name(t), t + NEXT_SUFFIX)))
         except Exception as error:  # the next run drops them anyway
             log.warning("could not drop staging tables: %s", error)
 
@@ -255,9 +307,10 @@ class Target:
         return {int(p): (topic_id, int(o)) for p, topic_id, o in rows}
 
     # --- publishing -----------------------------------------------------------------------------
-    def _insert_from_staging(self, item: Staged) -> str:
+    def _insert_from_staging(self, item: Staged, into: str | None = None) -> str:
+        """Insert (or merge) the staged rows into `into` (default: the target itself)."""
         cols = ", ".join(self.q(c) for c in item.columns)
-        insert = (f"INSERT INTO {self.q(item.target)} ({cols}) "
+        insert = (f"INSERT INTO {self.q(into or item.target)} ({cols}) "
                   f"SELECT {cols} FROM {self.q(self.staging_name(item.target))}")
         if item.mode != "merge":
             return insert
@@ -282,14 +335,88 @@ class Target:
                 else (self._upsert_offset_sql(table), tuple(item)) for item in offsets]
 
     def publish(self, offsets: list[Offset | Gap] | None = None) -> None:
-        """Make every staged result visible at once (see the module docstring)."""
+        """Make every staged result visible at once (see the module docstring), on the lock's own
+        connection: if that connection dies, the lock and the publish end together."""
         swaps = [item for item in self.staged.values() if item.mode == "overwrite"]
         inserts = [item for item in self.staged.values() if item.mode != "overwrite"]
-        creates = [(self._create_like_staging(item), None) for item in inserts]
-        dml = [(self._insert_from_staging(item), None) for item in inserts]
-        dml += self._offset_statements(list(offsets or []))
-        drops = [(f"DROP TABLE {self.q(self.staging_name(item.target))}", None) for item in inserts]
-        self._publish(swaps, creates, dml, drops)
+        self.verify_lock()
+        try:
+            self._publish(self._lock, swaps, inserts, list(offsets or []))
+        except RunnerError:
+            raise
+        except Exception as error:
+            if self._alive(self._lock):
+                raise
+            # Killed, timed out or restarted: the server rolled back what was not committed.
+            outcome = "nothing was published"
+            if self._in_doubt:
+                published = self._final_step_done()
+                if published:  # the lock was held until the swap was done: the run succeeded
+                    log.warning("the connection holding the run lock was lost (%s) after the publish "
+                                "was done", one_line(error))
+                    return
+                if published is None:
+                    outcome = ("the server may have finished the swap before the connection dropped: "
+                               "check " + ", ".join(self.staged))
+            raise Retryable(f"publishing to {self.connection.kind} at {self.connection.address} ({self.place}): "
+                            f"the connection holding the run lock was lost ({one_line(error)}); {outcome}; "
+                            "run again") from None
+        finally:
+            self._in_doubt = False
+
+    def _replacements(self) -> list[str]:
+        """The tables the final step of a publish consumes (renames or drops)."""
+        return [self.staging_name(t) for t in self.staged]
+
+    def _final_step_done(self) -> bool | None:
+        """After the connection died during the final, atomic step (RENAME, COMMIT): whether it
+        happened, told by the tables it consumes; None if the server cannot say now."""
+        names = self._replacements()
+        try:
+            return not any(self.table_exists(name) for name in names) if names else None
+        except Exception:  # the server is not back yet
+            return None
+
+    @staticmethod
+    def _alive(conn) -> bool:
+        """False once the driver has seen its connection die (psycopg2: closed; pymysql: not open)."""
+        if hasattr(conn, "open"):  # pymysql
+            return bool(conn.open)
+        return not conn.closed
+
+    def _until_locked(self, conn, tables: list[str], attempt: Callable[[], None],
+                      undo: Callable[[], None] = lambda: None) -> None:
+        """Run `attempt` (statements whose lock waits are short) until it gets its locks, pausing
+        with backoff between attempts, for `publish_timeout` seconds at most; then give up with
+        exit 3 naming the sessions that hold the locks. `undo` cleans up a timed-out attempt.
+
+        This is gh-ost's cut-over: a swap that waits long makes every new reader of the table
+        queue behind it, so each wait is short and readers run freely between attempts.
+        """
+        deadline = time.monotonic() + self.publish_timeout
+        pause, attempts = _FIRST_PAUSE, 0
+        while True:
+            attempts += 1
+            try:
+                attempt()
+                return
+            except Exception as error:
+                if not self._lock_timed_out(error):
+                    raise
+                undo()
+            blockers = "; ".join(self._blockers(conn, tables)) or "a session that has ended since"
+            left = deadline - time.monotonic()
+            names = ", ".join(tables)
+            if left <= 0:
+                raise Busy(f"publishing {names} on {self.connection.address} ({self.place}): still blocked after "
+                           f"{attempts} attempt(s) in {self.publish_timeout:g} s (publish_timeout) by {blockers}; "
+                           "nothing was published; end that session's transaction, or run again later")
+            pause = min(pause, left)
+            log.warning("publishing %s waits for the lock(s) held by %s: attempt %d gave up after %d s; "
+                        "retrying in %.1f s (%.0f s of %g s publish_timeout left)",
+                        names, blockers, attempts, self.lock_wait, pause, left, self.publish_timeout)
+            time.sleep(pause)
+            pause = min(pause * 2, _LONGEST_PAUSE)
 
 
 def target_for(connection: config.Connection, pipeline: str) -> Target:

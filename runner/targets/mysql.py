@@ -1,16 +1,29 @@
-"""Publishing to MySQL (and MariaDB): one transaction, then one RENAME TABLE.
+"""Publishing to MySQL (and MariaDB): every write becomes visible through one RENAME TABLE.
 
-MySQL commits implicitly on DDL, so a publish creates missing append or merge targets first,
-keeps one transaction to the inserts and the offsets, then swaps every overwritten table in a
-single `RENAME TABLE` statement, which is atomic in MySQL and MariaDB.
+MySQL commits implicitly on DDL, so no transaction can hold a publish that mixes overwrites
+(a swap) with appends and merges (inserts). Instead every write lands beside its table first:
+an overwrite in `<t>__staging`, an append or merge in `<t>__next` (a copy of `<t>` plus the
+staged rows), the consumed Kafka offsets in a copy of the offsets table. Then one
+`RENAME TABLE`, atomic in MySQL and MariaDB, swaps all of them in at once; if it fails, no
+published table has changed. The price is a copy of each appended or merged table per run.
+
+The RENAME waits for the metadata lock of every table it renames, and while it waits MySQL
+queues every new reader of those tables behind it; so it waits `lock_wait` seconds at most
+and is retried with backoff (see Target._until_locked).
 """
 
 from __future__ import annotations
 
+import hashlib
+
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from runner.targets.base import OLD_SUFFIX, Staged, Statement, Target
+from runner.errors import Busy
+from runner.targets.base import NEXT_SUFFIX, OFFSETS_TABLE, OLD_SUFFIX, Staged, Target, log
+
+# The server's error for a statement that gave up waiting for a lock (lock_wait_timeout).
+_LOCK_WAIT_TIMEOUT = 1205
 
 
 class MySQLTarget(Target):
@@ -25,6 +38,53 @@ class MySQLTarget(Target):
 
     def _unlock_sql(self) -> str:
         return "select release_lock(%s)"
+
+    def _holds_lock_sql(self) -> str:
+        return "select coalesce(is_used_lock(%s) = connection_id(), 0)"
+
+    def _lock_timed_out(self, error: Exception) -> bool:
+        return bool(getattr(error, "args", None)) and error.args[0] == _LOCK_WAIT_TIMEOUT
+
+    def _blockers(self, conn, tables: list[str]) -> list[str]:
+        """Sessions holding a metadata lock on `tables` (MariaDB's metadata_lock_info plugin, if
+        installed), else every other session with an open transaction (innodb_trx, with the
+        PROCESS privilege), else every other idle session the server shows this user."""
+        with conn.cursor() as cursor:
+            holders = None
+            try:
+                cursor.execute(
+                    "select distinct thread_id from information_schema.metadata_lock_info "
+                    f"where table_schema = %s and table_name in ({', '.join(['%s'] * len(tables))}) "
+                    "and thread_id <> connection_id()", (self.place, *tables))
+                holders = {row[0] for row in cursor.fetchall()}
+            except Exception:  # the plugin is not installed
+                pass
+            try:
+                cursor.execute("select trx_mysql_thread_id, timestampdiff(second, trx_started, now()) "
+                               "from information_schema.innodb_trx")
+                in_transaction = dict(cursor.fetchall())
+            except Exception:  # needs the PROCESS privilege
+                in_transaction = None
+            cursor.execute("select id, user, host, command, time from information_schema.processlist "
+                           "where id <> connection_id() and command not in ('Daemon', 'Binlog Dump')")
+            sessions = sorted(cursor.fetchall(), key=lambda s: -(s[4] or 0))  # the oldest first: likeliest
+        found = []
+        for session, user, host, command, seconds in sessions:
+            if holders is not None and session not in holders:
+                continue
+            if holders is None and in_transaction is not None and session not in in_transaction:
+                continue
+            if holders is None and in_transaction is None and command != "Sleep":
+                continue
+            if in_transaction is not None and session in in_transaction:
+                how_long = f"{in_transaction[session]} s in its transaction"
+            else:
+                how_long = f"{command.lower()} for {seconds} s"
+            found.append(f"session {session} ({user}@{host}, {how_long})")
+        if found and holders is None and in_transaction is None:
+            found.append("(the server shows this user no transactions: install metadata_lock_info "
+                         "or grant PROCESS to name the blocker exactly)")
+        return found
 
     def _on_conflict(self, keys: list[str], updates: list[str]) -> str:
         # MySQL names no keys: any unique key conflicts. With nothing to update, a key
@@ -45,20 +105,85 @@ class MySQLTarget(Target):
             if isinstance(f.dataType, (T.TimestampType, T.TimestampNTZType)) else column(f.name)
             for f in dataframe.schema.fields])
 
-    def _publish(self, swaps: list[Staged], creates: list[Statement], dml: list[Statement],
-                 drops: list[Statement]) -> None:
-        self._transaction(creates)
-        self._transaction(dml)
-        if swaps:
-            self._swap(swaps)
-        self._transaction(drops)
+    def _publish(self, conn, swaps: list[Staged], inserts: list[Staged],
+                 offsets: list[tuple[str, int, int]]) -> None:
+        # target -> the table that replaces it: the staged result, or the copy with the rows added
+        incoming = {item.target: self.staging_name(item.target) for item in swaps}
+        guard = None
+        with conn.cursor() as cursor:
+            try:
+                for item in inserts:
+                    incoming[item.target] = self._next(
+                        cursor, item.target, [(self._insert_from_staging(item, item.target + NEXT_SUFFIX), None)],
+                        like=self.staging_name(item.target))
+                if offsets:
+                    # Other pipelines store offsets in the same table: one copy-and-rename at a time.
+                    guard = self._guard_offsets(cursor)
+                    incoming[OFFSETS_TABLE] = self._next(
+                        cursor, OFFSETS_TABLE, self._offset_statements(offsets, OFFSETS_TABLE + NEXT_SUFFIX))
+                conn.commit()
+                self._rename_in(conn, cursor, incoming)
+            finally:
+                if guard and self._alive(conn):  # a dead session released it already
+                    cursor.execute("select release_lock(%s)", (guard,))
+        self._best_effort(conn, [f"DROP TABLE IF EXISTS {self.q(self.staging_name(item.target))}" for item in inserts])
 
-    def _swap(self, swaps: list[Staged]) -> None:
-        olds = ", ".join(self.q(item.target + OLD_SUFFIX) for item in swaps)
+    def _replacements(self) -> list[str]:
+        # The RENAME consumes the staged overwrites and the copies of the appended tables.
+        return [self.staging_name(t) if item.mode == "overwrite" else t + NEXT_SUFFIX
+                for t, item in self.staged.items()]
+
+    def _next(self, cursor, target: str, statements, like: str | None = None) -> str:
+        """Build `<target>__next`: a copy of the published `target` (or an empty table like
+        `like` when there is none yet), with `statements` applied; returns its name."""
+        following = target + NEXT_SUFFIX
+        cursor.execute(f"DROP TABLE IF EXISTS {self.q(following)}")
+        if self.table_exists(target):
+            cursor.execute(f"CREATE TABLE {self.q(following)} LIKE {self.q(target)}")
+            cursor.execute(f"INSERT INTO {self.q(following)} SELECT * FROM {self.q(target)}")
+        else:
+            cursor.execute(f"CREATE TABLE {self.q(following)} LIKE {self.q(like)}")
+        for statement, args in statements:
+            cursor.execute(statement, args)
+        return following
+
+    def _guard_offsets(self, cursor) -> str:
+        name = f"runner:offsets@{self.place}"
+        name = name if len(name) <= 64 else "runner:" + hashlib.sha1(name.encode()).hexdigest()
+        cursor.execute("select get_lock(%s, %s)", (name, self.publish_timeout))
+        if not cursor.fetchone()[0]:
+            raise Busy(f"another pipeline stored Kafka offsets in {self.place}.{OFFSETS_TABLE} "
+                               f"for more than {self.publish_timeout:g} s (publish_timeout): nothing was published; run again")
+        return name
+
+    def _rename_in(self, conn, cursor, incoming: dict[str, str]) -> None:
+        """One RENAME TABLE: each target to `<target>__old`, its replacement to the target."""
+        olds = ", ".join(self.q(target + OLD_SUFFIX) for target in incoming)
         pairs = []
-        for item in swaps:
-            if self.table_exists(item.target):
-                pairs.append(f"{self.q(item.target)} TO {self.q(item.target + OLD_SUFFIX)}")
-            pairs.append(f"{self.q(self.staging_name(item.target))} TO {self.q(item.target)}")
-        self._execute(f"DROP TABLE IF EXISTS {olds}", f"RENAME TABLE {', '.join(pairs)}",
-                      f"DROP TABLE IF EXISTS {olds}")
+        for target, replacement in incoming.items():
+            if self.table_exists(target):
+                pairs.append(f"{self.q(target)} TO {self.q(target + OLD_SUFFIX)}")
+            pairs.append(f"{self.q(replacement)} TO {self.q(target)}")
+        cursor.execute(f"SET SESSION lock_wait_timeout = {int(self.lock_wait)}")
+        cursor.execute(f"DROP TABLE IF EXISTS {olds}")
+
+        def rename() -> None:
+            self._in_doubt = True  # from here until the server answers, the outcome is unknown
+            cursor.execute(f"RENAME TABLE {', '.join(pairs)}")
+            self._in_doubt = False
+
+        def answered() -> None:
+            self._in_doubt = False
+
+        self._until_locked(conn, list(incoming), rename, undo=answered)
+        # Published: a failure from here on must not fail the run (the next run drops them too).
+        self._best_effort(conn, [f"DROP TABLE IF EXISTS {olds}"])
+
+    def _best_effort(self, conn, statements: list[str]) -> None:
+        try:
+            with conn.cursor() as cursor:
+                for statement in statements:
+                    cursor.execute(statement)
+        except Exception as error:
+            log.warning("after publishing on %s (%s): could not clean up (%s); the next run does",
+                        self.connection.address, self.place, error)
