@@ -38,6 +38,9 @@ RETRIES = {
     "retry_delay": timedelta(seconds=30),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=10),
+    # Nothing hangs: a run that has not ended in an hour is killed (and retried). Every wait
+    # inside a run is bounded too: a connect 10 s, the publish budget 120 s, a statement an hour.
+    "execution_timeout": timedelta(hours=1),
 }
 
 _RETURN_CODE = re.compile(r"Error code is: (-?\d+)")
