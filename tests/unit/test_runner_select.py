@@ -1,6 +1,6 @@
 """`run --select` and `plan --select` decide what runs and what is published from the pipeline
 model alone (`Flow.select`), with no Spark and no database; `show`'s table and the lineage
-picture are plain text too. The runs themselves are in tests/integration/test_runner_select.py."""
+picture are plain text too. The runs themselves are in tests/integration/test_select_and_show.py."""
 
 from __future__ import annotations
 
