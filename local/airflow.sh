@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Local Airflow 3: `airflow standalone` (api-server with the UI and REST API on AIRFLOW_PORT,
-# scheduler with the LocalExecutor, dag-processor, triggerer) in its own process group, with its
+# Local Airflow 3: its four components (api-server with the UI and REST API on AIRFLOW_PORT,
+# scheduler with the LocalExecutor, dag-processor, triggerer) in one process group, with its
 # metadata in the local PostgreSQL (database AIRFLOW_DB) and its home, logs and PID under .state.
 #   local/airflow.sh start     create the metadata database if missing, start, wait until healthy
 #   local/airflow.sh stop      stop the whole process group (tasks and their spark-submit included)
@@ -62,7 +62,7 @@ config = {
     "AIRFLOW__API__BASE_URL": f"http://localhost:{e['AIRFLOW_PORT']}",
     "AIRFLOW__API__WORKERS": "1",
     "AIRFLOW__API_AUTH__JWT_SECRET": secret("jwt.secret"),
-    # Standalone starts the scheduler beside a slower api-server: let a task's first calls to the
+    # The scheduler starts beside a slower api-server: let a task's first calls to the
     # execution API wait for it (1s, 2s, 4s ... ) instead of failing the try.
     "AIRFLOW__WORKERS__EXECUTION_API_RETRIES": "10",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
@@ -109,12 +109,17 @@ start() {
   local environment; environment="$(airflow_environment)"
   eval "$environment"
   if ! pid_alive airflow; then
-    # The LocalExecutor copies every task log into standalone's output: keep it to two files.
+    # The LocalExecutor copies every task log into the components' output: keep it to two files.
     if [ -f "$LOGS/airflow.log" ] && [ "$(stat -c %s "$LOGS/airflow.log")" -gt $((64 * 1024 * 1024)) ]; then
       mv -f "$LOGS/airflow.log" "$LOGS/airflow.log.1"
     fi
-    # `airflow standalone` migrates the metadata database, then starts the four components.
-    start_service airflow 127.0.0.1 "$AIRFLOW_PORT" airflow standalone
+    # Migrate the metadata database, then the four components in one process group; when one
+    # ends, the group ends, so a half-running Airflow never looks healthy. Not `airflow
+    # standalone`: its scheduler and triggerer would serve logs on every interface (8793, 8794),
+    # and with the LocalExecutor the api-server reads task logs from the local files anyway.
+    start_service airflow 127.0.0.1 "$AIRFLOW_PORT" bash -c 'airflow db migrate &&
+      { airflow api-server & airflow scheduler --skip-serve-logs & airflow dag-processor &
+        airflow triggerer --skip-serve-logs & wait -n; kill 0; }'
   else
     echo "airflow: already running (pid $(cat "$PIDS/airflow.pid"), $AIRFLOW_URL)"
   fi
@@ -125,9 +130,9 @@ start() {
 stop() {
   [ -f "$PIDS/airflow.pid" ] || { echo "airflow: not running"; return 0; }
   local group; group="$(cat "$PIDS/airflow.pid")"
-  # TERM to the whole process group: standalone, its four components, task workers, spark-submit.
+  # TERM to the whole process group: the four components, task workers, spark-submit.
   stop_service airflow
-  # The components finish shutting down after standalone itself has gone: wait for the group.
+  # The components finish shutting down after the group leader has gone: wait for the group.
   for _ in $(seq 1 60); do kill -0 -- "-$group" 2>/dev/null || return 0; sleep 0.5; done
   echo "airflow: process group $group still alive after 30s; killing it"
   kill -KILL -- "-$group" 2>/dev/null || true
