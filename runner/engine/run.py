@@ -21,6 +21,7 @@ from runner import config
 from runner.engine import sources
 from runner.engine.execute import execute
 from runner.engine.session import spark_session
+from runner.engine.verify import verify_copy
 from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
 from runner.model.flow import Flow, Read, pipeline_flow
 from runner.model.pipeline import Pipeline, SqlFile
@@ -75,6 +76,7 @@ class Reader:
         self.offsets: list[Offset] = []
         self.gaps: list[Gap] = []
         self.backlog = 0
+        self.snapshot: sources.Snapshot | None = None  # the source database as of the run's start
 
     def __call__(self, read: Read):
         if read.kind == "source" and self.settings.source == "kafka":
@@ -83,8 +85,27 @@ class Reader:
             connection, table = self.target.connection, self.target.staging_name(read.table)
         else:
             connection, table = config.connection(read.connection), read.table
+        snapshot = self.snapshot if read.kind == "source" else None
         with failing_as(f"reading {read.name} (database {connection.database})", connection):
-            return sources.jdbc_table(self.spark, connection, table)
+            return sources.jdbc_table(self.spark, connection, table, snapshot)
+
+    @contextmanager
+    def source_snapshot(self):
+        """Every source table read in one snapshot of a PostgreSQL source, held for the run: the
+        tables are consistent with each other, and a verified copy is compared with exactly the
+        rows it was made from."""
+        if self.settings.source != "postgresql":
+            yield
+            return
+        connection = config.connection("postgresql")
+        with failing_as(f"opening a snapshot of {connection.kind} (database {connection.database})", connection):
+            snapshot = sources.Snapshot(connection).__enter__()
+        self.snapshot = snapshot
+        try:
+            yield
+        finally:
+            self.snapshot = None
+            snapshot.__exit__()
 
     def _kafka(self, topic: str):
         connection, consumer = config.connection("kafka"), self.settings.consumer
@@ -148,13 +169,22 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: S
                             target.connection):
                 target.prepare_staging(sql_file.target, sql_file.mode, sql_file.keys, frame.schema,
                                        sql_file.declared_sizes())
-                return target.write_staging(sql_file.target, frame)
+                rows = target.write_staging(sql_file.target, frame)
+            if sql_file.verify:
+                copied = steps[sql_file.name].copied
+                with failing_as(f"{sql_file.path}: verifying {target.connection.name}.{sql_file.target} "
+                                f"against {copied.label}", config.connection(copied.connection)):
+                    verify_copy(steps[sql_file.name], frame.schema, target, reader.snapshot)
+            return rows
 
-        with reader.kafka_reachable():
+        steps = {step.file.name: step for step in flow.steps}
+        with reader.kafka_reachable(), reader.source_snapshot():
             execute(spark, flow, reader, write, max_workers=max_workers)
         _drop_unpublished(target, flow)
+        publishing = time.monotonic()
         with failing_as("publishing (the published tables are unchanged)", target.connection):
             target.publish(reader.offsets + reader.gaps)
+        log.info("%s: publish took %.1fs", pipeline.name, time.monotonic() - publishing)
         summary = Summary(pipeline.name, {t: s.rows for t, s in target.staged.items()},
                           time.monotonic() - started, reader.offsets, reader.gaps, reader.backlog)
         log.info("%s: published %s in %.1fs", pipeline.name,

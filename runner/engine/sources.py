@@ -11,6 +11,7 @@ import json
 import logging
 import math
 from dataclasses import dataclass
+from typing import Self
 
 from runner import config
 from runner.targets.names import quote, quote_qualified
@@ -23,6 +24,50 @@ ROWS_PER_PARTITION = 100_000
 MAX_PARTITIONS = 8
 
 _NUMERIC = {"smallint", "integer", "int", "bigint", "mediumint", "tinyint", "serial", "bigserial"}
+
+
+class Snapshot:
+    """One consistent view of a PostgreSQL database for a whole run.
+
+    A transaction held open for the run exports its snapshot; every JDBC read (each of its
+    parallel ranges) and every later verification query imports it, so they all see the same
+    rows, whatever the stream commits meanwhile. Example (needs the database):
+
+        with Snapshot(config.connection("postgresql")) as snapshot:
+            frame = jdbc_table(spark, snapshot.connection, "users", snapshot)
+            db = snapshot.connect()   # psycopg2, in the same snapshot
+    """
+
+    def __init__(self, connection: config.Connection):
+        self.connection = connection
+        self._holder = None
+        self.id = ""
+
+    def __enter__(self) -> Self:
+        self._holder = self.connection.connect()
+        self._holder.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with self._holder.cursor() as cursor:
+            cursor.execute("select pg_export_snapshot()")
+            self.id = cursor.fetchone()[0]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._holder.close()
+
+    @property
+    def session_init(self) -> str:
+        """What a JDBC session runs first (Spark's PostgreSQL reader is inside a transaction then)."""
+        return ("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+                f"SET TRANSACTION SNAPSHOT '{self.id}'")
+
+    def connect(self):
+        """A new psycopg2 connection in the snapshot (its session in UTC); the caller closes it."""
+        db = self.connection.connect()
+        db.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        with db.cursor() as cursor:
+            cursor.execute(f"SET TRANSACTION SNAPSHOT '{self.id}'")
+            cursor.execute("SET TIME ZONE 'UTC'")
+        return db
 
 
 def _numeric_key(conn: config.Connection, table: str) -> tuple[str, int, int] | None:
@@ -56,8 +101,9 @@ def _numeric_key(conn: config.Connection, table: str) -> tuple[str, int, int] | 
     return None if low is None else (column, int(low), int(high))
 
 
-def jdbc_table(spark, conn: config.Connection, table: str):
-    """`table` of a database connection as a DataFrame; filters and columns are pushed down."""
+def jdbc_table(spark, conn: config.Connection, table: str, snapshot: Snapshot | None = None):
+    """`table` of a database connection as a DataFrame; filters and columns are pushed down.
+    With a `snapshot`, every parallel range reads the database as the snapshot sees it."""
     reader = (spark.read.format("jdbc")
               .option("url", conn.jdbc_url)
               .option("dbtable", quote(conn.kind, table))  # an identifier, never SQL text
@@ -66,6 +112,8 @@ def jdbc_table(spark, conn: config.Connection, table: str):
               .option("pushDownLimit", "true"))
     for key, value in conn.jdbc_properties.items():
         reader = reader.option(key, value)
+    if snapshot:
+        reader = reader.option("sessionInitStatement", snapshot.session_init)
     key = _numeric_key(conn, table)
     if key:
         column, low, high = key

@@ -28,7 +28,8 @@ SETTINGS_FILE = "pipeline.toml"
 
 MODES = ("overwrite", "append", "merge", "view", "check")
 WRITE_MODES = ("overwrite", "append", "merge")
-HEADER_KEYS = ("target", "mode", "keys")
+HEADER_KEYS = ("target", "mode", "keys", "verify")
+VERIFY = ("checksum",)
 SETTINGS_KEYS = ("description", "schedule", "source", "tables", "topic", "target", "consumer",
                  "max_events_per_run", "publish_timeout")
 # Events one run of a Kafka source reads at most: a batch of small events that the default
@@ -79,6 +80,7 @@ class SqlFile:
     target: str
     mode: str = "overwrite"
     keys: tuple[str, ...] = ()
+    verify: str = ""  # "checksum": the staged copy must equal the one source table it reads
     reads: list[str] = field(default_factory=list)
     tree: exp.Expression | None = None
     header_lines: dict[str, int] = field(default_factory=dict)
@@ -283,12 +285,21 @@ def _parse_header(sql_file: SqlFile) -> None:
                                                  f"unknown mode {value!r} (use one of {', '.join(MODES)})"))
         elif key == "keys":
             sql_file.keys = tuple(k.strip() for k in value.split(",") if k.strip())
+        elif key == "verify":
+            sql_file.verify = value.lower()
+            if sql_file.verify not in VERIFY:
+                sql_file.problems.append(Problem(sql_file.path, number,
+                                                 f"unknown verify {value!r} (use {', '.join(VERIFY)})"))
         else:
             sql_file.problems.append(Problem(sql_file.path, number,
                                              f"unknown header key {key!r} (known: {', '.join(HEADER_KEYS)})"))
     if sql_file.mode == "merge" and not sql_file.keys:
         sql_file.problems.append(Problem(sql_file.path, sql_file.header_lines.get("mode", 1),
                                          "mode merge needs keys: add a header line `-- keys: <column>, ...`"))
+    if sql_file.verify and sql_file.mode not in WRITE_MODES:
+        sql_file.problems.append(Problem(sql_file.path, sql_file.header_lines["verify"],
+                                         f"verify needs a written result (mode {', '.join(WRITE_MODES)}), "
+                                         f"not mode {sql_file.mode}"))
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", sql_file.target):
         sql_file.problems.append(Problem(sql_file.path, sql_file.header_lines.get("target", 1),
                                          f"target {sql_file.target!r} is not a plain table name"))

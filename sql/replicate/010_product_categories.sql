@@ -1,5 +1,6 @@
 -- mode: overwrite
 -- keys: category_id
+-- verify: checksum
 
 -- The category tree, copied as it is. The casts give MySQL the column types of
 -- PostgreSQL (integer keys, varchar sized like the source), not Spark's TEXT defaults.

@@ -1,5 +1,6 @@
 -- mode: overwrite
 -- keys: user_id
+-- verify: checksum
 
 -- The shop's users, copied as they are (streamed registrations included, since the
 -- stream writes into PostgreSQL users). loyalty_status may be NULL and stays NULL here;

@@ -1,5 +1,6 @@
 -- mode: overwrite
 -- keys: product_id
+-- verify: checksum
 
 -- The catalogue, copied as it is; prices keep PostgreSQL's numeric(10,2).
 

@@ -1,5 +1,6 @@
 -- mode: overwrite
 -- keys: order_id
+-- verify: checksum
 
 -- Orders, copied as they are; delivery_date is NULL until an order is delivered.
 

@@ -1,5 +1,6 @@
 -- mode: overwrite
 -- keys: order_detail_id
+-- verify: checksum
 
 -- Order lines, copied as they are; money keeps PostgreSQL's numeric(10,2).
 
