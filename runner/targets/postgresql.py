@@ -68,6 +68,17 @@ class PostgreSQLTarget(Target):
         return (f"CREATE TABLE IF NOT EXISTS {self.q(item.target)} "
                 f"(LIKE {self.q(self.staging_name(item.target))} INCLUDING ALL)")
 
+    def _load_connection(self):
+        db = self.connection.connect()
+        with db.cursor() as cursor:
+            cursor.execute("SET TIME ZONE 'UTC'")
+        return db
+
+    def _load_file(self, db, table: str, columns: list[str], path) -> int:
+        with db.cursor() as cursor, open(path, "rb") as rows:
+            cursor.copy_expert(f"COPY {self.q(table)} ({', '.join(self.q(c) for c in columns)}) FROM STDIN", rows)
+            return cursor.rowcount
+
     def _publish(self, conn, swaps: list[Staged], inserts: list[Staged],
                  offsets: list[tuple[str, int, int]]) -> None:
         # Inserts take only ROW EXCLUSIVE locks, which readers never wait for: they go first.
