@@ -2,8 +2,8 @@
 
 The runner's exit code decides what Airflow does with a failure: 3 (a database or broker is
 unreachable) is transient and retried with exponential backoff; 1 (the run failed) and 2 (invalid
-pipeline) would fail the same way again, so the task fails at once. Either way the task log ends
-with the runner's one-line cause.
+pipeline) would fail the same way again, so the task fails at once. The runner hands its exit
+code and cause over in a small JSON file (runner.cli.failed); the task's error is that cause.
 
 Example:
     >>> task = RunnerSubmitOperator(pipeline="marts", task_id="run")   # inside a DAG
@@ -13,9 +13,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from runner.cli import REPORT_FILE
 from runner.errors import InvalidPipeline, RunnerError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,15 +45,6 @@ RETRIES = {
     "execution_timeout": timedelta(hours=1),
 }
 
-_RETURN_CODE = re.compile(r"Error code is: (-?\d+)")
-# Lines of the JVM's own logging (log4j's default pattern, structured JSON logging), Python and
-# Java tracebacks and Spark's start-up banner: none of them is the runner's cause.
-_NOISE = re.compile(
-    r"^(\d{2,4}[/-]\d{2}[/-]\d{2}[ T]\d{2}:\d{2}:\d{2}\S*\s+(TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL)\b"
-    r"|\{\"ts\"|Traceback |\s|WARNING: Using incubator|Using Spark's default log4j)"
-)
-_CAUSE = "error: "
-
 
 def spark_jars() -> str | None:
     """The jar files in SPARK_JARS_DIR as spark-submit's comma list; None before `make up` made them.
@@ -67,32 +60,6 @@ def spark_jars() -> str | None:
         return ",".join(jar_files())
     except ConfigError:
         return None
-
-
-def runner_cause(output: str) -> str | None:
-    """The runner's cause in spark-submit's output: from its last `error: ` line on, without the
-    JVM's log lines (a validation failure lists one file:line problem per line).
-
-    Example:
-        >>> runner_cause("26/01/01 10:00:00 INFO SparkContext: Running Spark\\n"
-        ...              "error: sql/marts/020_x.sql:7: unknown column 'x'\\n"
-        ...              "26/01/01 10:00:01 INFO ShutdownHookManager: Shutdown hook called")
-        "sql/marts/020_x.sql:7: unknown column 'x'"
-    """
-    lines = [line.strip() for line in output.splitlines() if line.strip() and not _NOISE.match(line)]
-    starts = [number for number, line in enumerate(lines) if line.startswith(_CAUSE)]
-    if starts:
-        cause = lines[starts[-1]:]
-        cause[0] = cause[0][len(_CAUSE):]
-        return "\n".join(cause)
-    # No runner line (it never started, or the JVM died): the last words spark-submit said.
-    return lines[-1] if lines else None
-
-
-def return_code(error: BaseException) -> int | None:
-    """spark-submit's exit code (the runner's, in client mode) from the Spark hook's exception."""
-    match = _RETURN_CODE.search(str(error))
-    return int(match.group(1)) if match else None
 
 
 class RunnerSubmitOperator(SparkSubmitOperator):
@@ -137,16 +104,20 @@ class RunnerSubmitOperator(SparkSubmitOperator):
         self.pipeline = pipeline
 
     def execute(self, context: Any) -> None:
-        try:
-            super().execute(context)
-        except AirflowException as error:
-            code = return_code(error)
-            if code is None:  # not spark-submit's exit (e.g. the connection): Airflow's own error
-                raise
-            cause = (runner_cause(str(error).partition("Last spark-submit output:")[2])
-                     or f"spark-submit exited with code {code} and no message (killed, or out of memory?)")
-            if code in NOT_RETRIED:
-                self.log.error("runner exited %s (%s, not retried): %s", code, NOT_RETRIED[code], cause)
-                raise AirflowFailException(cause) from None
-            self.log.error("runner exited %s (retried with backoff): %s", code, cause)
-            raise AirflowException(cause) from None
+        # The runner writes its exit code and cause to this file (runner.cli.failed): nothing is
+        # read back from spark-submit's log.
+        with tempfile.TemporaryDirectory(prefix="runner-report-") as folder:
+            report = Path(folder) / "report.json"
+            self.env_vars = {**self.env_vars, REPORT_FILE: str(report)}
+            try:
+                super().execute(context)
+            except AirflowException:
+                if not report.is_file():  # the runner never ended by itself (killed, out of memory)
+                    raise  # Airflow's own error says so, and the task is retried
+                outcome = json.loads(report.read_text())
+                code, cause = outcome["exit_code"], outcome["cause"]
+                if code in NOT_RETRIED:
+                    self.log.error("runner exited %s (%s, not retried): %s", code, NOT_RETRIED[code], cause)
+                    raise AirflowFailException(cause) from None
+                self.log.error("runner exited %s (retried with backoff): %s", code, cause)
+                raise AirflowException(cause) from None

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from runner.model.plan import plan
 from runner.model.validate import project_neighbours, validate
 
 log = logging.getLogger("runner")
+
+REPORT_FILE = "RUNNER_REPORT_FILE"  # where a scheduler wants the outcome as JSON (see `failed`)
 
 DESCRIPTION = """\
 Run ordered SQL files as a pipeline on one SparkSession.
@@ -98,8 +102,6 @@ def _stems(value: str) -> list[str]:
     return [stem.strip().removesuffix(".sql") for stem in value.split(",") if stem.strip()]
 
 
-
-
 def _version() -> str:
     try:
         return importlib.metadata.version("sparksql-platform")  # pyproject.toml's, once installed
@@ -134,18 +136,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         return _run(args)
     except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return InvalidPipeline.exit_code
+        return failed(InvalidPipeline.exit_code, str(error))
     except RunnerError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return error.exit_code
+        return failed(error.exit_code, str(error))
     except KeyboardInterrupt:
-        print("error: interrupted; nothing was published", file=sys.stderr)
-        return 130
+        return failed(130, "interrupted; nothing was published")
     except Exception as error:  # anything unexpected still ends in one actionable line
         code = Unreachable.exit_code if is_unreachable(error) else RunnerError.exit_code
-        print(f"error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
-        return code
+        return failed(code, f"{type(error).__name__}: {one_line(error)}")
+
+
+def failed(code: int, cause: str) -> int:
+    """End with `error: <cause>` as the last line on stderr and exit `code`. A scheduler that
+    sets RUNNER_REPORT_FILE also gets both as JSON there, so it never digs them out of a log."""
+    print(f"error: {cause}", file=sys.stderr)
+    if report := os.environ.get(REPORT_FILE):
+        Path(report).write_text(json.dumps({"exit_code": code, "cause": cause}))
+    return code
 
 
 def _validate(names: list[str]) -> int:

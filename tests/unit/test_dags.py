@@ -29,7 +29,8 @@ from airflow.sdk import Asset  # noqa: E402
 from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
 
 from runner.model.flow import pipeline_flow  # noqa: E402
-from runner_submit import RunnerSubmitOperator, return_code, runner_cause  # noqa: E402
+from runner_submit import RunnerSubmitOperator  # noqa: E402
+from tests.fixtures.runner.pipelines import INVALID  # noqa: E402
 
 SPARK_DEFAULT = json.dumps({"conn_type": "spark", "host": "local[*]"})
 
@@ -174,36 +175,34 @@ def test_retries_back_off_exponentially(bag: DagBag) -> None:
     assert task.retry_exponential_backoff >= 2
 
 
-def test_exit_code_and_the_runner_cause_are_read_from_the_hook_error() -> None:
-    error = AirflowException(
-        "Cannot execute: spark-submit --master local[*] runner/__main__.py run marts. Error code is: 2.\n"
-        "Last spark-submit output:\n"
-        "26/01/01 10:00:00 INFO SparkContext: Running Spark version 4.2.0\n"
-        "error: sql/marts/020_x.sql:7: unknown column 'x'\n"
-        "sql/marts/030_y.sql:2: unknown table 'y'\n"
-        "2 problem(s): nothing was run\n"
-        "26/01/01 10:00:01 INFO ShutdownHookManager: Shutdown hook called\n"
-        "26/01/01 10:00:01 INFO ShutdownHookManager: Deleting directory /tmp/spark-1")
-    assert return_code(error) == 2
-    assert runner_cause(str(error).partition("Last spark-submit output:")[2]).splitlines() == [
-        "sql/marts/020_x.sql:7: unknown column 'x'",
-        "sql/marts/030_y.sql:2: unknown table 'y'",
-        "2 problem(s): nothing was run",
-    ]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(("exit_code", "expected"), [(2, AirflowFailException), (3, AirflowException)])
-def test_runner_exit_code_decides_whether_airflow_retries(tmp_path: Path, exit_code: int, expected: type) -> None:
-    """A real spark-submit of a stand-in application that fails the way the runner does."""
-    app = tmp_path / "fails.py"
-    app.write_text(f"import sys\nprint('error: sql/x/010_y.sql:3: the cause', file=sys.stderr)\nsys.exit({exit_code})\n")
-    task = RunnerSubmitOperator(task_id="run", pipeline="x")
-    task.application = str(app)
+def test_runner_exit_code_decides_whether_airflow_retries(monkeypatch: pytest.MonkeyPatch, exit_code: int,
+                                                          expected: type) -> None:
+    """A real spark-submit of the runner: an invalid pipeline (2, not retried), or a target
+    whose port nothing listens on (3, retried). The task's error is the runner's own cause."""
+    pipeline = INVALID if exit_code == 2 else "marts"
+    monkeypatch.setenv("MYSQL_APP_PORT", "1")
+    task = RunnerSubmitOperator(task_id="run", pipeline=str(pipeline))
     with pytest.raises(expected) as raised:
         task.execute(context={})
-    assert str(raised.value) == "sql/x/010_y.sql:3: the cause"
     assert isinstance(raised.value, AirflowFailException) == (exit_code == 2)
+    if exit_code == 2:
+        assert str(raised.value).startswith(f"{INVALID.relative_to(ROOT)}/"), raised.value
+        assert str(raised.value).endswith("nothing was run"), raised.value
+    else:
+        assert "127.0.0.1:1" in str(raised.value) or "localhost:1" in str(raised.value), raised.value
+
+
+def test_a_runner_that_never_reports_is_airflows_own_error_and_retried(tmp_path: Path) -> None:
+    """spark-submit of something that dies before the runner could report (killed, say)."""
+    app = tmp_path / "dies.py"
+    app.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    task = RunnerSubmitOperator(task_id="run", pipeline="x")
+    task.application = str(app)
+    with pytest.raises(AirflowException) as raised:
+        task.execute(context={})
+    assert not isinstance(raised.value, AirflowFailException)
 
 
 @pytest.mark.parametrize(("schedule", "reason"), [
