@@ -12,6 +12,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="$(realpath -m "${1:-/var/tmp/platform-fresh-check}")"
 CLONE=/root/platform   # inside the root: where a newcomer would clone it as root
+COMMIT="$(git -C "$REPO" rev-parse HEAD)"   # fixed at the start: later commits do not leak in
 SUMMARY=()
 FAILED=0
 
@@ -36,7 +37,7 @@ step() {
 
 summary() {
   echo
-  say "fresh-check summary (root $DIR, commit $(git -C "$REPO" rev-parse --short HEAD))"
+  say "fresh-check summary (root $DIR, commit ${COMMIT:0:7})"
   printf '  %s\n' "${SUMMARY[@]}"
 }
 
@@ -125,7 +126,7 @@ base_packages() {
 
 clone() {
   git clone -q --no-local "$REPO" "$DIR$CLONE"
-  git -C "$DIR$CLONE" checkout -q --detach "$(git -C "$REPO" rev-parse HEAD)"
+  git -C "$DIR$CLONE" checkout -q --detach "$COMMIT"
   git -C "$DIR$CLONE" log --oneline -1
 }
 
@@ -152,7 +153,7 @@ offline_run() {
 LOG_DIR="$(mktemp -d /var/tmp/fresh-check-logs.XXXXXX)"
 EXTRA_CAS="$(compgen -G '/usr/local/share/ca-certificates/*' || true)"
 [ -z "$EXTRA_CAS" ] || ROOT_ENV+=(PIP_CERT=/etc/ssl/certs/ca-certificates.crt)
-say "building a minimal Debian 12 in $DIR from commit $(git -C "$REPO" rev-parse --short HEAD) (logs: $LOG_DIR)"
+say "building a minimal Debian 12 in $DIR from commit ${COMMIT:0:7} (logs: $LOG_DIR)"
 step "debootstrap minbase bookworm" make_root || exit 1
 step "mount /proc /sys /dev /dev/shm" mount_root || exit 1
 step "apt-get install git make ca-certs" base_packages || exit 1
