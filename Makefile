@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: help up down clean test demo airflow validate
+.PHONY: help up down clean test demo airflow validate lint
 
 help: ## list the commands
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -23,9 +23,14 @@ airflow: up ## start Airflow 3 locally (UI on http://localhost:8080)
 demo: up ## run the whole flow end to end: generate, replicate, build marts, stream
 	@bash local/demo.sh
 
-validate: ## check every SQL pipeline without Spark or databases
+validate: ## check every SQL pipeline without databases (Spark's parser in a bare JVM)
 	@$(PY) -m runner validate
 
-test: ## bring up what the tests need and run the whole test suite
+lint: ## ruff over the Python, sqlfluff over sql/ (rules in pyproject.toml)
+	@$(PY) -m ruff check .
+	@$(PY) -m sqlfluff lint sql/
+
+test: ## bring up what the tests need, lint, then run the whole test suite
 	@bash local/up.sh test
+	@$(MAKE) --no-print-directory lint
 	@bash local/test.sh

@@ -35,7 +35,7 @@ from kafka import KafkaAdminClient, KafkaProducer  # noqa: E402
 from datagen.events import events  # noqa: E402
 from datagen.postgres import DEFAULT_SEED, read_sizes  # noqa: E402
 from datagen.publish import PRODUCER_SETTINGS  # noqa: E402
-from datagen.shop import ID_COLUMNS, generate_shop  # noqa: E402
+from datagen.shop import generate_shop  # noqa: E402
 from datagen.table import Table, rows  # noqa: E402
 from runner import config  # noqa: E402
 
@@ -66,7 +66,7 @@ def main() -> int:
     line(f"COPY path, default (median of {args.repeat})", default["rows"], default["seconds"], baseline)
     line("row-by-row INSERT, default", baseline["rows"], baseline["seconds"], baseline)
     line("COPY path, --scale 10", scale10["rows"], scale10["seconds"], sample)
-    line(f"row-by-row INSERT, x10 sample", sample["rows"], sample["seconds"], sample)
+    line("row-by-row INSERT, x10 sample", sample["rows"], sample["seconds"], sample)
     print(f"  row-by-row per row: default {baseline['seconds'] / baseline['rows'] * 1e6:.0f} µs, "
           f"x10 sample {sample['seconds'] / sample['rows'] * 1e6:.0f} µs "
           f"(x10 extrapolated: {sample['seconds'] / sample['rows'] * scale10['rows']:.1f} s)")

@@ -49,7 +49,8 @@ def main(tables: list[str], verify: bool) -> None:
             target.jdbc_url, f"bench_{table}", mode="overwrite", properties=target.jdbc_properties)
         written[table] = frame
     if verify:
-        copies = {f"bench_{table}": spark.read.jdbc(target.jdbc_url, f"bench_{table}", properties=target.jdbc_properties)
+        copies = {f"bench_{table}": spark.read.jdbc(target.jdbc_url, f"bench_{table}",
+                                                    properties=target.jdbc_properties)
                   for table in tables}
         found = {name: (rows, checksum) for name, rows, checksum in fingerprints({**written, **copies}).collect()}
         for table in tables:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +25,17 @@ for _path in (str(_HERE), str(_HERE.parent)):
         sys.path.insert(0, _path)
 
 from airflow.sdk import DAG  # noqa: E402
-
 from pipeline_lineage import doc_md, table_asset  # noqa: E402
-from runner.model.flow import Flow, pipeline_flow  # noqa: E402
+from runner_submit import RunnerSubmitOperator  # noqa: E402
+
 from runner.errors import one_line  # noqa: E402
+from runner.model.flow import Flow, pipeline_flow  # noqa: E402
 from runner.model.pipeline import load_pipeline, pipeline_names  # noqa: E402
 from runner.model.validate import validate  # noqa: E402
-from runner_submit import RunnerSubmitOperator  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-START_DATE = datetime(2025, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2025, 1, 1, tzinfo=UTC)
 ASSETS = "assets"
 UNSCHEDULED = {"", "none", "manual"}
 

@@ -18,9 +18,9 @@ Example:
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from itertools import chain
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -105,7 +105,7 @@ def seeded_clock(seed: int) -> Clock:
 
 def wall_clock(first: int, count: int) -> list[str]:
     """The current UTC time for every event of the batch: a live stream's registration times."""
-    return [datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")] * count
+    return [datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")] * count
 
 
 def _base36(number: int) -> str:

@@ -23,8 +23,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from itertools import islice
-from typing import Iterator
 
 from datagen.events import BATCH, event_batches, seeded_clock, wall_clock
 from datagen.partition import partitions

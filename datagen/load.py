@@ -13,8 +13,8 @@ Example (needs PostgreSQL; `db` is a psycopg2 connection):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from psycopg2 import sql

@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 from faker.providers.internet.en_US import Provider as _Internet
@@ -25,7 +25,7 @@ _PHONE_FORMATS = (
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _weighted(table: str) -> tuple[np.ndarray, np.ndarray]:
     values = getattr(_Person, table)
     names = np.array(list(values), dtype=object)
@@ -57,9 +57,9 @@ def emails(first: np.ndarray, last: np.ndarray, suffixes: list[str],
     pattern = rng.integers(0, 4, len(first))
     domain = rng.integers(0, len(domains), len(first))
     out = np.empty(len(first), dtype=object)
-    for i, (f, l, suffix) in enumerate(zip(first.tolist(), last.tolist(), suffixes)):
-        f, l = _ascii(f), _ascii(l)
-        name = (f"{f}.{l}", f"{f}{l}", f"{f[0]}{l}", f"{f}")[pattern[i]]
+    for i, (given, family, suffix) in enumerate(zip(first.tolist(), last.tolist(), suffixes)):
+        given, family = _ascii(given), _ascii(family)
+        name = (f"{given}.{family}", f"{given}{family}", f"{given[0]}{family}", f"{given}")[pattern[i]]
         out[i] = f"{name}{suffix}@{domains[domain[i]]}"
     return out
 

@@ -17,11 +17,12 @@ Example:
 from __future__ import annotations
 
 import sys
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from rich.console import Console
-from rich.progress import (BarColumn, DownloadColumn, Progress as RichProgress, TextColumn,
-                           TimeElapsedColumn)
+from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 
 
 class Progress:
@@ -33,7 +34,7 @@ class Progress:
         self._bar: RichProgress | None = None
         self._tasks: dict[str, tuple[int, int]] = {}
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.fancy:
             self._bar = RichProgress(
                 TextColumn("{task.description:<20}"), BarColumn(), DownloadColumn(),

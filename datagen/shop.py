@@ -15,8 +15,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
-from typing import Iterator
 
 import numpy as np
 
@@ -53,7 +53,7 @@ class Sizes:
     orders: int
     order_details: int
 
-    def scaled(self, factor: int) -> "Sizes":
+    def scaled(self, factor: int) -> Sizes:
         """Every size multiplied by `factor`."""
         return Sizes(*(getattr(self, f.name) * factor for f in fields(self)))
 

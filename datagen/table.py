@@ -17,10 +17,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Iterator, Literal
+from typing import Literal
 
 import numpy as np
 

@@ -41,8 +41,8 @@ import yaml
 
 from runner import config
 from runner.engine.execute import transform
-from runner.model.pipeline import load_sql_file
 from runner.engine.session import driver_java_options
+from runner.model.pipeline import load_sql_file
 
 _SESSION = None
 
@@ -137,7 +137,8 @@ def _convert(value: Any, data_type, column: str) -> Any:
             raise bad("a decimal number") from None
         digits = number.as_tuple()
         scale = max(0, -digits.exponent) if number.is_finite() else None
-        if scale is None or scale > data_type.scale or len(digits.digits) - scale > data_type.precision - data_type.scale:
+        whole_digits = len(digits.digits) - (scale or 0)
+        if scale is None or scale > data_type.scale or whole_digits > data_type.precision - data_type.scale:
             raise bad(f"a decimal with at most {data_type.precision - data_type.scale} digits before the point "
                       f"and {data_type.scale} after")
         return number
@@ -201,7 +202,8 @@ def run_case(spark, sql_path: Path, case: dict, where: str) -> None:
         rows = actual.collect()
         expected_rows = expected_spec.get("rows") or []
         assert not expected_rows, f"{where}: `expect:` with rows needs a `schema:`"
-        assert not rows, f"{where}: expected no rows, got {len(rows)}:\n" + "\n".join(str(r.asDict()) for r in rows[:10])
+        shown = "\n".join(str(r.asDict()) for r in rows[:10])
+        assert not rows, f"{where}: expected no rows, got {len(rows)}:\n{shown}"
         return
     expected = frame(spark, expected_spec, f"{where}: expect")
     try:

@@ -71,7 +71,8 @@ def connections(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
             "extra": {"options": f"-c search_path={value('POSTGRESQL_APP_SCHEMA')}"}}),
         "AIRFLOW_CONN_MYSQL": json.dumps({
             "conn_type": "mysql", "host": value("MYSQL_APP_HOST"), "port": int(value("MYSQL_APP_PORT")),
-            "schema": value("MYSQL_APP_DB"), "login": value("MYSQL_APP_USER"), "password": value("MYSQL_APP_PASSWORD")}),
+            "schema": value("MYSQL_APP_DB"), "login": value("MYSQL_APP_USER"),
+            "password": value("MYSQL_APP_PASSWORD")}),
     }
 
 

@@ -256,11 +256,13 @@ def _edge(centres: list[tuple[float, float]], halves: list[float]) -> str:
 def _box(node: Node, cx: float, cy: float) -> str:
     fill, stroke = COLORS[node.kind]
     x, y = cx - node.width / 2, cy - NODE_HEIGHT / 2
-    shape = {"view": 'rx="16" stroke-dasharray="5 3"', "check": 'rx="2" stroke-dasharray="2 2"'}.get(node.kind, 'rx="6"')
+    shapes = {"view": 'rx="16" stroke-dasharray="5 3"', "check": 'rx="2" stroke-dasharray="2 2"'}
+    shape = shapes.get(node.kind, 'rx="6"')
     weight = ' font-weight="bold"' if node.kind in ("file", "view", "check") else ""
     return (f'<g class="node {node.kind}" data-node="{escape(node.label)}"><title>{escape(node.label)}</title>'
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{node.width:.1f}" height="{NODE_HEIGHT}" {shape} '
             f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
-            f'<text x="{cx:.1f}" y="{cy - 3:.1f}" text-anchor="middle" fill="#263238"{weight}>{escape(node.label)}</text>'
+            f'<text x="{cx:.1f}" y="{cy - 3:.1f}" text-anchor="middle" fill="#263238"{weight}>'
+            f'{escape(node.label)}</text>'
             f'<text x="{cx:.1f}" y="{cy + 12:.1f}" text-anchor="middle" fill="#607d8b" font-size="10">'
             f"{escape(node.detail)}</text></g>")

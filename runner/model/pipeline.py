@@ -109,7 +109,7 @@ class SqlFile:
             if kind not in _STRING_TYPES or kinds[i + 1:i + 5] != ["L_PAREN", "NUMBER", "R_PAREN", "R_PAREN"]:
                 continue
             j = i + 5 + (kinds[i + 5:i + 6] == ["ALIAS"])
-            if j < len(tokens) and kinds[j] in ("VAR", "IDENTIFIER") or j < len(tokens) and tokens[j].text.isidentifier():
+            if j < len(tokens) and (kinds[j] in ("VAR", "IDENTIFIER") or tokens[j].text.isidentifier()):
                 name = tokens[j].text
                 sizes[name] = max(sizes.get(name, 0), int(tokens[i + 2].text))
         return sizes
@@ -192,7 +192,8 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings:
     for key in ("source", "target"):
         if raw.get(key, "x") not in config.CONNECTIONS:
             problems.append(Problem(path, line_of(key),
-                                    f"{key} = {raw.get(key)!r} is not a connection (use {', '.join(config.CONNECTIONS)})"))
+                                    f"{key} = {raw.get(key)!r} is not a connection "
+                                    f"(use {', '.join(config.CONNECTIONS)})"))
     if raw.get("target") == "kafka":
         problems.append(Problem(path, line_of("target"), "target = 'kafka' is not supported: publish to a database"))
     topic = ""
@@ -208,7 +209,8 @@ def _load_settings(path: Path, problems: list[Problem]) -> Settings:
         problems.append(Problem(path, line_of("tables"), "tables must be a list of table names"))
         tables = []
     if raw.get("source") == "kafka" and len(tables) > 1:
-        problems.append(Problem(path, line_of("tables"), "a kafka source is one view: tables = [\"<name the SQL reads>\"]"))
+        problems.append(Problem(path, line_of("tables"),
+                                "a kafka source is one view: tables = [\"<name the SQL reads>\"]"))
     limit = raw.get("max_events_per_run", DEFAULT_MAX_EVENTS_PER_RUN)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         problems.append(Problem(path, line_of("max_events_per_run"), "max_events_per_run must be a positive integer"))
@@ -247,7 +249,8 @@ def load_sql_file(path: Path) -> SqlFile:
         statements = [s for s in sqlglot.parse(sql, read="spark") if s is not None]
     except sqlglot.errors.ParseError as error:
         first = error.errors[0] if error.errors else {}
-        sql_file.problems.append(Problem(path, first.get("line") or 1, f"syntax error: {first.get('description', error)}"))
+        sql_file.problems.append(Problem(path, first.get("line") or 1,
+                                         f"syntax error: {first.get('description', error)}"))
         return sql_file
     except sqlglot.errors.TokenError as error:
         sql_file.problems.append(Problem(path, 1, f"syntax error: {error}"))

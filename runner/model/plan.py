@@ -30,7 +30,8 @@ def plan(pipeline: Pipeline, select: Sequence[str] = ()) -> str:
     for step in flow.steps:
         reads = ", ".join(read.name for read in step.reads) or "-"
         lines.append(f"  {step.file.name:<{width}}  reads {reads}")
-        unpublished = " (computed for the selected files, not published)" if step.writes and not flow.publishes(step) else ""
+        unpublished = (" (computed for the selected files, not published)"
+                       if step.writes and not flow.publishes(step) else "")
         lines.append(f"  {'':<{width}}  -> {step.describe()}{unpublished}")
     if flow.staged():
         lines.append(f"staged results read before publishing: {', '.join(flow.staged())}")

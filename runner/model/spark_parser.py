@@ -104,7 +104,8 @@ def fast_syntax_problems(sql_file: SqlFile) -> list[Problem]:
         if token.token_type == TokenType.COMMA and (after is None or after.token_type in _CLAUSE_AFTER):
             what = "a doubled comma" if after is not None and after.token_type == TokenType.COMMA else \
                 f"a comma before {after.text.lower() if after else 'the end of the query'}"
-            found.append(Problem(sql_file.path, token.line, f"syntax error: {what}: Spark rejects it; remove the comma"))
+            found.append(Problem(sql_file.path, token.line,
+                                 f"syntax error: {what}: Spark rejects it; remove the comma"))
         elif token.token_type in _LISTS and (after is None or after.token_type in _CLAUSE_AFTER):
             found.append(Problem(sql_file.path, token.line,
                                  f"syntax error: an empty `{_LISTS[token.token_type]}`: name at least one column"))

@@ -20,7 +20,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -199,7 +199,7 @@ def test_stream_drains_new_events_on_its_own_schedule(airflow: Airflow, pg) -> N
         producer.send(config.env("KAFKA_TOPIC_NAME"), json.dumps(event).encode())
     producer.flush(timeout=30)
     producer.close()
-    published = datetime.now(timezone.utc)
+    published = datetime.now(UTC)
 
     def arrived() -> bool:
         with pg.cursor() as cursor:

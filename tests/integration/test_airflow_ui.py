@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 import requests
+from test_airflow import Airflow, airflow, wait_for  # noqa: F401  (the fixture is shared)
 
 from runner import config
 from runner.model.flow import pipeline_flow
 from runner.model.pipeline import load_pipeline, pipeline_names
-from test_airflow import Airflow, airflow, wait_for  # noqa: F401  (the fixture is shared)
 
 pytestmark = pytest.mark.integration
 

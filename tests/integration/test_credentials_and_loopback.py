@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -103,7 +102,8 @@ def test_a_password_with_every_special_character_works_through_init_runner_and_a
     # Natively Airflow gets its connections from local/airflow.sh: what it would export, read
     # back the way Airflow reads AIRFLOW_CONN_* (its environment-variables backend).
     script = ('source local/airflow.sh && export ROOT AIRFLOW_HOME="$SCRATCH_HOME" && '
-              'environment="$(airflow_environment)" && eval "$environment" && "$PY" -c \'import json, os; print(json.dumps('
+              'environment="$(airflow_environment)" && eval "$environment" && '
+              '"$PY" -c \'import json, os; print(json.dumps('
               '{k: v for k, v in os.environ.items() if k.startswith("AIRFLOW_CONN_")}))\'')
     (tmp_path / "airflow").mkdir()
     rendered = run(["bash", "-c", script], {**env, "SCRATCH_HOME": str(tmp_path / "airflow")}, 60)

@@ -169,7 +169,8 @@ def test_bulk_loaded_values_arrive_exactly(scratch):
 
 def test_a_single_changed_value_is_caught(scratch, tmp_path, monkeypatch):
     with pytest.raises(CopyDiffers, match=r"mysql\.items: checksum differs over 5 rows"):
-        staged_copy_after(scratch, tmp_path, monkeypatch, "update items__staging set price = price + 0.01 where item_id = 2")
+        staged_copy_after(scratch, tmp_path, monkeypatch,
+                          "update items__staging set price = price + 0.01 where item_id = 2")
 
 
 def test_a_null_that_became_an_empty_string_is_caught(scratch, tmp_path, monkeypatch):
@@ -190,7 +191,8 @@ def test_a_missing_row_is_caught(scratch, tmp_path, monkeypatch):
 
 def test_an_extra_row_is_caught(scratch, tmp_path, monkeypatch):
     with pytest.raises(CopyDiffers, match="row count differs: 6 staged, 5 in postgresql.items"):
-        staged_copy_after(scratch, tmp_path, monkeypatch, "insert into items__staging values (6, 'Extra', 1.00, null, null)")
+        staged_copy_after(scratch, tmp_path, monkeypatch,
+                          "insert into items__staging values (6, 'Extra', 1.00, null, null)")
 
 
 def test_an_unchanged_staged_copy_passes(scratch, tmp_path, monkeypatch):

@@ -651,12 +651,14 @@ def test_results_read_by_later_files_are_computed_once(tmp_path: Path, prefix: s
     computation. The files use CTEs, as the
     house style does (a CTE with a filter hides a cached DataFrame from Spark's plan matching)."""
     create_source(prefix, FIRST_ROWS)
-    copy = "-- mode: overwrite\n-- keys: id\n\nwith drawn as (\n    select id, draw from draws\n)\n\nselect * from drawn\n"
+    copy = ("-- mode: overwrite\n-- keys: id\n\n"
+            "with drawn as (\n    select id, draw from draws\n)\n\nselect * from drawn\n")
     files = {
         "010_draws.sql": f"-- mode: view\n\nselect id, {UUID} as draw\nfrom {prefix}_src\n",
         f"020_{prefix}_a.sql": copy,
         f"030_{prefix}_b.sql": copy,
-        f"040_{prefix}_sums.sql": f"-- mode: overwrite\n-- keys: id\n\nselect id, concat('sum ', {UUID}) as draw\nfrom {prefix}_src\n",
+        f"040_{prefix}_sums.sql": (f"-- mode: overwrite\n-- keys: id\n\n"
+                                   f"select id, concat('sum ', {UUID}) as draw\nfrom {prefix}_src\n"),
         "900_check_sums_staged_as_computed.sql": (
             f"-- mode: check\n\nwith computed as (\n    select * from {prefix}_sums where id > 0\n)\n\n"
             f"select computed.id\nfrom computed\nleft join mysql.{prefix}_sums as staged\n"

@@ -13,10 +13,18 @@ from typing import Any
 
 import pytest
 import yaml
-
-from deployment import (COMPOSE_FILE, ENV_FILE, Diagram, doc_containing, interpolate_with,
-                        is_dependency_diagram, mermaid_blocks, parse_diagram, parse_ports_table,
-                        read_dotenv)
+from deployment import (
+    COMPOSE_FILE,
+    ENV_FILE,
+    Diagram,
+    doc_containing,
+    interpolate_with,
+    is_dependency_diagram,
+    mermaid_blocks,
+    parse_diagram,
+    parse_ports_table,
+    read_dotenv,
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ import subprocess
 from urllib.parse import unquote, urlsplit
 
 import pytest
-
 from deployment import ROOT
 
 SETTINGS = ROOT / "docker" / "airflow" / "settings.py"
@@ -45,7 +44,8 @@ def test_every_airflow_setting_in_compose_is_an_option_of_the_pinned_airflow(ser
     known = conf.configuration_description
     for name, (section, key) in airflow_options(services).items():
         option = key.removesuffix("_cmd") if name.endswith("_CMD") else key
-        assert option in known.get(section, {}).get("options", {}), f"{name}: Airflow has no option [{section}] {option}"
+        options = known.get(section, {}).get("options", {})
+        assert option in options, f"{name}: Airflow has no option [{section}] {option}"
 
 
 def test_commands_are_used_only_for_options_airflow_runs_commands_for(services):
@@ -65,7 +65,8 @@ def test_airflow_commands_call_the_settings_helper_it_ships(services):
                 words = shlex.split(value)
                 assert words[:2] == ["python", "/opt/platform/docker/airflow/settings.py"], name
                 if words[2] == "secret":
-                    assert words[3].rsplit("/", 1)[-1] in settings.GENERATED, f"{name}: airflow-init makes no {words[3]}"
+                    made = words[3].rsplit("/", 1)[-1]
+                    assert made in settings.GENERATED, f"{name}: airflow-init makes no {words[3]}"
 
 
 def test_metadata_url_quotes_the_password(monkeypatch):

@@ -10,8 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from deployment import ROOT, copy_sources, strings, variables
 
 # What compose may override of .env inside its network: where things are, nothing else.
@@ -149,7 +147,7 @@ def test_build_contexts_and_dockerfiles_exist(services):
 def test_files_copied_into_images_exist_and_are_not_dockerignored(services):
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
                if line.strip() and not line.startswith("#")}
-    for name, service in services.items():
+    for service in services.values():
         if "build" not in service:
             continue
         context = ROOT / service["build"]["context"]

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from deployment import ROOT
 
 DOCKERFILES = sorted((ROOT / "docker").glob("**/Dockerfile*"))

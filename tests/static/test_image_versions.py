@@ -12,7 +12,6 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
-
 from deployment import ROOT, base_images, dockerfile_instructions
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())

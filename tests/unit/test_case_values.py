@@ -33,8 +33,8 @@ def test_a_string_column_gets_exactly_the_characters_written(tmp_path: Path, tex
 
 
 def test_null_tilde_and_nothing_are_null_and_quoted_null_is_text(tmp_path: Path) -> None:
-    path = case_file(tmp_path, "s string, n int",
-                     "          - [null, ~]\n          - {n: 1, s: }\n          - ['null', 2]\n          - [\"~\", 3]\n")
+    rows = "          - [null, ~]\n          - {n: 1, s: }\n          - ['null', 2]\n          - [\"~\", 3]\n"
+    path = case_file(tmp_path, "s string, n int", rows)
     assert rows_of(path) == [(None, None), (None, 1), ("null", 2), ("~", 3)]
 
 

@@ -166,7 +166,8 @@ def test_lib_sh_stops_with_the_readers_message_on_a_malformed_file(tmp_path):
 
 def test_a_missing_key_is_a_config_error_naming_it_with_exit_code_2(monkeypatch):
     monkeypatch.delenv("NOT_IN_ENV_FILE", raising=False)
-    with pytest.raises(ConfigError, match=r"^NOT_IN_ENV_FILE is not set: add it to .*\.env or the environment") as error:
+    expected = r"^NOT_IN_ENV_FILE is not set: add it to .*\.env or the environment"
+    with pytest.raises(ConfigError, match=expected) as error:
         config.env("NOT_IN_ENV_FILE")
     assert error.value.exit_code == 2
 

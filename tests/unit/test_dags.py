@@ -27,9 +27,9 @@ from airflow.dag_processing.dagbag import DagBag  # noqa: E402
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator  # noqa: E402
 from airflow.sdk import Asset  # noqa: E402
 from airflow.sdk.exceptions import AirflowException, AirflowFailException  # noqa: E402
+from runner_submit import RunnerSubmitOperator  # noqa: E402
 
 from runner.model.flow import pipeline_flow  # noqa: E402
-from runner_submit import RunnerSubmitOperator  # noqa: E402
 from tests.fixtures.runner.pipelines import INVALID  # noqa: E402
 
 SPARK_DEFAULT = json.dumps({"conn_type": "spark", "host": "local[*]"})
@@ -212,6 +212,7 @@ def test_a_runner_that_never_reports_is_airflows_own_error_and_retried(tmp_path:
 def test_an_unusable_schedule_is_a_clear_error_not_a_broken_dag_folder(tmp_path: Path, schedule: str,
                                                                        reason: str) -> None:
     import pipelines
+
     from runner.model.pipeline import load_pipeline
 
     directory = tmp_path / "orphan"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 
 import jsonschema
@@ -57,10 +57,10 @@ def test_seeded_registration_times_advance_a_second_per_event():
 
 
 def test_live_registration_time_is_now():
-    before = datetime.now(timezone.utc).replace(microsecond=0)
+    before = datetime.now(UTC).replace(microsecond=0)
     moment = datetime.fromisoformat(json.loads(take(1, clock=wall_clock, batch=1)[0][1])
                                     ["registration_date"])
-    assert before <= moment <= datetime.now(timezone.utc)
+    assert before <= moment <= datetime.now(UTC)
 
 
 def test_event_emails_never_collide_with_generated_users():

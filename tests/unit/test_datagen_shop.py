@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from datagen.shop import (LOYALTY_STATUSES, ORDER_STATUSES, InconsistentSizes, Sizes, check_sizes,
-                          generate_shop, now)
+from datagen.shop import LOYALTY_STATUSES, ORDER_STATUSES, InconsistentSizes, Sizes, check_sizes, generate_shop, now
 from datagen.table import copy_text
 from datagen.vocabulary import THEMES
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import types as T
 
-from runner.targets.ddl import DEFAULT_VARCHAR, column_type, create_table, string_size
 from runner.model.pipeline import load_sql_file
+from runner.targets.ddl import DEFAULT_VARCHAR, column_type, create_table, string_size
 
 
 def jdbc_string(name: str, declared: str) -> T.StructField:

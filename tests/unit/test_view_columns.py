@@ -18,19 +18,22 @@ def problems(tmp_path: Path, reader: str, view: str = VIEW) -> list[str]:
 
 
 def test_a_column_the_view_lacks_is_reported_at_its_line(tmp_path: Path) -> None:
-    reader = "-- keys: user_id\n\nselect\n    user_id,\n    sum(total_amount) as total\nfrom completed\ngroup by user_id\n"
+    reader = ("-- keys: user_id\n\nselect\n    user_id,\n    sum(total_amount) as total\n"
+              "from completed\ngroup by user_id\n")
     found = problems(tmp_path, reader)
     assert [f.split(": ")[0] for f in found] == ["020_totals.sql:4", "020_totals.sql:7"], found
     assert "'user_id' is not in 'completed'" in found[0] and "customer_id" in found[0]
 
 
 def test_a_qualified_column_through_a_table_alias_is_checked(tmp_path: Path) -> None:
-    reader = "select\n    c.customer_id,\n    c.status\nfrom completed as c\njoin users u on c.customer_id = u.user_id\n"
+    reader = ("select\n    c.customer_id,\n    c.status\n"
+              "from completed as c\njoin users u on c.customer_id = u.user_id\n")
     assert [f.split(": ")[0] for f in problems(tmp_path, reader)] == ["020_totals.sql:3"]
 
 
 def test_columns_the_view_has_are_valid_whatever_their_case(tmp_path: Path) -> None:
-    reader = "select\n    Customer_ID,\n    sum(total_amount) as total\nfrom completed\ngroup by customer_id\norder by total\n"
+    reader = ("select\n    Customer_ID,\n    sum(total_amount) as total\n"
+              "from completed\ngroup by customer_id\norder by total\n")
     assert problems(tmp_path, reader) == []
 
 
