@@ -15,17 +15,25 @@
 and the runner's fixed overhead: `run` on a pipeline with one trivial file.
 Prints seconds (the median of --repeat runs) and the ratios. Needs `make up` and the data
 from `python -m datagen.postgres`.
+
+The publish step on its own (no Spark; `--swap-only` runs just this part), on MySQL and
+PostgreSQL, for a staged table of SWAP_ROWS rows: the swap of an overwrite and the publish of an
+overwrite plus an append (MySQL copies the appended table), median of SWAP_REPEAT; then the time
+to publish while a reader holds a transaction on the table for READER_HOLDS seconds, with the
+longest wait of another reader polling the table meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +42,11 @@ sys.path.insert(0, str(ROOT))
 
 from runner import config  # noqa: E402
 from runner.engine.session import driver_java_options  # noqa: E402
+from runner.targets.base import Staged, target_for  # noqa: E402
+
+SWAP_ROWS = 100_000
+SWAP_REPEAT = 7
+READER_HOLDS = 5.0
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 TABLES = ["product_categories", "users", "products", "orders", "order_details"]
@@ -68,10 +81,116 @@ def without_checks(directory: Path) -> Path:
     return directory
 
 
+def _sql(kind: str, *statements: str) -> None:
+    conn = config.connection(kind).connect()
+    with conn.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _stage(kind: str, table: str, rows: int) -> None:
+    """`table` and its staging table, both of `rows` rows, as a run leaves them before publishing."""
+    q = (lambda n: f"`{n}`") if kind == "mysql" else (lambda n: f'"{n}"')
+    # MariaDB stops a recursive CTE at 1,000 rows: its numbers come from digits cross-joined.
+    digits = "(" + " union all ".join(f"select {d} as d" for d in range(10)) + ")"
+    joined = " cross join ".join(f"{digits} as d{k}" for k in range(6))
+    number = " + ".join(f"d{k}.d * {10 ** k}" for k in range(6)) + " + 1"
+    numbers = (f"select i + {{shift}}, concat('row ', i) from (select {number} as i from {joined}) as n "
+               f"where i <= {rows}" if kind == "mysql"
+               else f"select i + {{shift}}, 'row ' || i from generate_series(1, {rows}) as i")
+    # The staged rows have new keys: an append of them is valid.
+    for name, shift in ((table, 0), (f"{table}__staging", rows)):
+        _sql(kind, f"drop table if exists {q(name)}",
+             f"create table {q(name)} (id int primary key, label varchar(40))",
+             f"insert into {q(name)} (id, label) {numbers.format(shift=shift)}")
+
+
+def _publish_once(kind: str, modes: dict[str, str]) -> float:
+    """Seconds of one Target.publish of `modes` ({table: mode}) staged with SWAP_ROWS rows each."""
+    for table in modes:
+        _stage(kind, table, SWAP_ROWS)
+    target = target_for(config.connection(kind), "bench_swap")
+    target.staged = {t: Staged(t, mode, ("id",), ["id", "label"], SWAP_ROWS) for t, mode in modes.items()}
+    target.lock()
+    try:
+        started = time.monotonic()
+        target.publish()
+        return time.monotonic() - started
+    finally:
+        target.unlock()
+
+
+def _publish_past_a_reader(kind: str) -> tuple[float, float]:
+    """(seconds to publish, longest wait of a polling reader) while another reader holds a
+    transaction on the table for READER_HOLDS seconds, then leaves."""
+    table = "bench_swap_over"
+    _stage(kind, table, SWAP_ROWS)
+    q = f"`{table}`" if kind == "mysql" else f'"{table}"'
+    holder = config.connection(kind).connect()
+    with holder.cursor() as cursor:
+        cursor.execute(f"select count(*) from {q}")
+        cursor.fetchall()
+    threading.Timer(READER_HOLDS, holder.rollback).start()
+    waits: list[float] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        conn = config.connection(kind).connect()
+        while not stop.is_set():
+            started = time.monotonic()
+            with conn.cursor() as cursor:
+                cursor.execute(f"select count(*) from {q}")
+                cursor.fetchall()
+            conn.commit()
+            waits.append(time.monotonic() - started)
+            time.sleep(0.05)
+        conn.close()
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    target = target_for(config.connection(kind), "bench_swap")
+    target.staged = {table: Staged(table, "overwrite", ("id",), ["id", "label"], SWAP_ROWS)}
+    target.lock()
+    try:
+        started = time.monotonic()
+        target.publish()
+        seconds = time.monotonic() - started
+    finally:
+        target.unlock()
+        stop.set()
+        poller.join()
+        holder.close()
+    return seconds, max(waits)
+
+
+def publish_step() -> None:
+    """The publish step alone, and past a reader that comes and goes (see the module docstring)."""
+    logging.getLogger("runner").setLevel(logging.ERROR)  # the retries' warnings are expected here
+    print(f"\npublish step alone, {SWAP_ROWS:,} rows per table, median of {SWAP_REPEAT}:")
+    for kind in ("mysql", "postgresql"):
+        try:
+            swap = statistics.median(_publish_once(kind, {"bench_swap_over": "overwrite"})
+                                     for _ in range(SWAP_REPEAT))
+            both = {"bench_swap_over": "overwrite", "bench_swap_app": "append"}
+            mixed = statistics.median(_publish_once(kind, both) for _ in range(SWAP_REPEAT))
+            past, longest = _publish_past_a_reader(kind)
+        finally:
+            _sql(kind, *(f"drop table if exists bench_swap_{t}" for t in ("over", "app")))
+        print(f"  {kind:<10} swap of an overwrite {swap * 1000:7.1f} ms   overwrite + append {mixed * 1000:7.1f} ms   "
+              f"past a reader holding {READER_HOLDS:.0f} s: published in {past:4.1f} s, "
+              f"another reader waited at most {longest:4.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant; the median is shown")
+    parser.add_argument("--swap-only", action="store_true", help="only the publish step (no Spark)")
     args = parser.parse_args()
+    if args.swap_only:
+        publish_step()
+        return
     os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = PYTHON
 
     jars = ",".join(sorted(str(p) for p in (ROOT / config.env("SPARK_JARS_DIR")).glob("*.jar")))
@@ -108,6 +227,7 @@ def main() -> None:
     print(f"(a')/(b') the bare copy, runner vs by hand:    {a_copy / b_copy:5.2f}x")
     print(f"(a)/(b') runner with its check vs bare copy:   {a / b_copy:5.2f}x")
     _drop_bench_tables()
+    publish_step()
 
 
 def _drop_bench_tables() -> None:

@@ -173,8 +173,8 @@ class MySQLTarget(Target):
         name = name if len(name) <= 64 else "runner:" + hashlib.sha1(name.encode()).hexdigest()
         cursor.execute("select get_lock(%s, %s)", (name, self.publish_timeout))
         if not cursor.fetchone()[0]:
-            raise Busy(f"another pipeline stored Kafka offsets in {self.place}.{OFFSETS_TABLE} "
-                               f"for more than {self.publish_timeout:g} s (publish_timeout): nothing was published; run again")
+            raise Busy(f"another pipeline stored Kafka offsets in {self.place}.{OFFSETS_TABLE} for more "
+                       f"than {self.publish_timeout:g} s (publish_timeout): nothing was published; run again")
         return name
 
     def _rename_in(self, conn, cursor, incoming: dict[str, str]) -> None:

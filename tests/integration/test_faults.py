@@ -21,13 +21,14 @@ import pytest
 from runner import config
 from runner.targets.base import target_for
 from tests.fixtures.runner.pipelines import settings_toml, write_pipeline
-from tests.integration.test_runner import (  # noqa: F401 - prefix is a fixture
+from tests.integration.test_runner import (
     Run,
     Runner,
     connect,
     create_source,
+    drop_tables,
+    new_prefix,
     pipeline_dir,
-    prefix,
     q,
     rows,
     sql,
@@ -53,6 +54,14 @@ select id
 from {target}.{prefix}_over
 where java_method('java.lang.Thread', 'sleep', cast(10000 as bigint)) = 'never'
 """
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A fresh table-name prefix; every table starting with it is dropped afterwards."""
+    name = new_prefix()
+    yield name
+    drop_tables(name)
 
 
 def mixed_pipeline(tmp_path: Path, prefix: str, target: str, publish_timeout: float,
