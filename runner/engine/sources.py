@@ -180,6 +180,9 @@ def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str
         described = admin.describe_topics([topic])[0]
         if described.get("error_code") or not described.get("partitions"):
             raise LookupError(f"Kafka topic {topic!r} does not exist on {conn.servers}")
+        if described.get("topic_id") in (None, "", "00000000-0000-0000-0000-000000000000"):
+            # Being created: without its id, a position could not name the incarnation it belongs to.
+            raise ConnectionError(f"Kafka topic {topic!r} on {conn.servers} has no topic id yet (just created?)")
         topic_id = str(described["topic_id"])
         assigned = [TopicPartition(topic, p["partition_index"])
                     for p in sorted(described["partitions"], key=lambda p: p["partition_index"])]
