@@ -420,7 +420,7 @@ def test_append_adds_every_run_rows(modes: ModesRuns) -> None:
 
 EXPECTED_TYPES = {
     "mysql": {"id": ("int(11)", "NO", "PRI"), "amount": ("decimal(10,2)", "YES", ""),
-              "created_at": ("timestamp(6)", "YES", ""), "name": ("varchar(60)", "YES", "")},
+              "created_at": ("datetime(6)", "YES", ""), "name": ("varchar(60)", "YES", "")},
     "postgresql": {"id": ("integer", "NO", "PRI"), "amount": ("numeric(10,2)", "YES", ""),
                    "created_at": ("timestamp without time zone", "YES", ""),
                    "name": ("character varying(60)", "YES", "")},
