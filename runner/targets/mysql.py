@@ -144,6 +144,12 @@ class MySQLTarget(Target):
                         cursor, OFFSETS_TABLE, self._offset_statements(offsets, OFFSETS_TABLE + NEXT_SUFFIX))
                 conn.commit()
                 self._rename_in(conn, cursor, incoming)
+            except BaseException:
+                # A failed statement leaves the transaction open, and its metadata locks would
+                # make the cleanup of the staging tables wait for ever.
+                if self._alive(conn):
+                    conn.rollback()
+                raise
             finally:
                 if guard and self._alive(conn):  # a dead session released it already
                     cursor.execute("select release_lock(%s)", (guard,))
