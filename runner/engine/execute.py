@@ -70,13 +70,24 @@ class Views:
         self.spark = spark
         self.registered: set[str] = set()
         self.lock = threading.Lock()
+        self.table_locks: dict[str, threading.Lock] = {}
 
     def ensure(self, table: str, sources: Callable[[str], object]) -> None:
+        # One lock per table: resolving a JDBC source (its key range, its schema over the
+        # network) took 5-9 s on a busy 2-core machine, and under one lock for all tables
+        # every file waited for every other file's sources.
         with self.lock:
             if table in self.registered:
                 return
-            sources(table).createOrReplaceTempView(view_name(table))
-            self.registered.add(table)
+            table_lock = self.table_locks.setdefault(table, threading.Lock())
+        with table_lock:
+            with self.lock:
+                if table in self.registered:
+                    return
+            frame = sources(table)
+            with self.lock:
+                frame.createOrReplaceTempView(view_name(table))
+                self.registered.add(table)
 
     def forget(self, table: str) -> None:
         """Resolve `table` afresh on its next read (a staged copy now stands behind it)."""
