@@ -48,7 +48,7 @@ PGPASSWORD="$POSTGRESQL_APP_PASSWORD" psql -X -h "$POSTGRESQL_APP_HOST" -p "$POS
   set search_path to $POSTGRESQL_APP_SCHEMA;
   select (select count(*) from users) as users_total,
          (select count(*) from stream_dead_letters) as dead_letters,
-         (select coalesce(sum(next_offset), 0) from runner_kafka_offsets where pipeline = 'stream') as events_consumed;"
+         (select coalesce(sum(next_offset), 0) from runner_kafka_offsets where consumer = 'stream') as events_consumed;"
 
 say "demo finished in $((SECONDS - started))s"
 if [ "${DEMO_AIRFLOW:-0}" = 1 ]; then

@@ -444,6 +444,14 @@ def connection(name: str) -> Connection:
 
 CONNECTIONS = ("postgresql", "mysql", "kafka")
 
+LOOPBACK = "127.0.0.1"
+
+
+def jvm_on_loopback() -> None:
+    """Make the JVMs this process starts bind and advertise loopback by address, never by this
+    machine's host name, which may not resolve (a container, a chroot); a value the user set wins."""
+    os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+
 
 def main(argv: list[str] | None = None) -> int:
     """`--export`: the effective value of every `.env` key as shell `export` lines."""

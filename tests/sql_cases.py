@@ -54,10 +54,11 @@ def local_spark():
         from pyspark.sql import SparkSession
 
         logging.getLogger("py4j").setLevel(logging.WARNING)
+        config.jvm_on_loopback()
         _SESSION = (SparkSession.builder.master("local[2]").appName("sql-unit-tests")
                     .config("spark.ui.enabled", "false")
-                    .config("spark.driver.bindAddress", "127.0.0.1")
-                    .config("spark.driver.host", "127.0.0.1")
+                    .config("spark.driver.bindAddress", config.LOOPBACK)
+                    .config("spark.driver.host", config.LOOPBACK)
                     .config("spark.sql.shuffle.partitions", "2")
                     .config("spark.sql.session.timeZone", "UTC")
                     .config("spark.driver.extraJavaOptions", driver_java_options(with_archive=False))

@@ -83,8 +83,9 @@ def spark_session(app_name: str, master: str | None = None, extra: dict[str, str
             # Loopback by address, never by this machine's host name, which may not resolve (a
             # container, a chroot): SPARK_LOCAL_IP reaches the JVM that PySpark starts (its UI and
             # block manager), and the two settings where the driver listens and what it tells executors.
-            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-            builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+            config.jvm_on_loopback()
+            builder = (builder.config("spark.driver.bindAddress", config.LOOPBACK)
+                       .config("spark.driver.host", config.LOOPBACK))
     jars = ",".join(jar_files())
     settings = {
         "spark.jars": jars,

@@ -31,6 +31,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
+from runner import config
 from runner.model.pipeline import Pipeline, Problem, SqlFile
 
 # Keywords Spark never takes as a table alias in its default (ANSI) mode: the grammar's
@@ -216,6 +217,7 @@ def _parser():
         sharing = [f"-XX:ArchiveClassesAtExit={partial}"]  # this run pays ~1 s at exit, later runs gain it
     else:
         sharing = []
+    config.jvm_on_loopback()
     port, token, proc = launch_gateway(classpath=f"{_spark_jars()}/*", javaopts=_JAVA_OPTIONS + sharing,
                                        java_path=_java(), die_on_exit=True, enable_auth=True, return_proc=True,
                                        redirect_stderr=subprocess.DEVNULL)
