@@ -218,7 +218,7 @@ def test_replica_has_the_source_primary_key_and_column_types(shop, pg, my, table
         from information_schema.columns where table_schema = %s and table_name = %s""", shop[0].name, table)}
     assert list(replica) == list(source)
     expected = {"character varying": "varchar", "integer": "int", "numeric": "decimal",
-                "timestamp without time zone": "timestamp"}
+                "timestamp without time zone": "datetime"}
     for column, (kind, length, precision, scale) in source.items():
         got = replica[column]
         assert got[0] == expected[kind], f"{table}.{column}: {got[0]} in MySQL, {kind} in PostgreSQL"
