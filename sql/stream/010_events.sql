@@ -15,7 +15,8 @@
 --   4. registration_date must be an ISO-8601 date or date-time, e.g. 2024-05-01,
 --      2024-05-01T10:15:00 or 2024-05-01T10:15:00+03:00; a time zone is converted to UTC;
 --      in UTC it must lie in the years 1000 to 9999, which every target can hold (MySQL's
---      DATETIME), and at most one day after the run (a registration cannot be in the future);
+--      DATETIME), not on the ten days 1582-10-05..14 (the JDBC drivers' calendar lacks them),
+--      and at most one day after the run (a registration cannot be in the future);
 --   5. loyalty_status must be exactly Gold, Silver or Bronze;
 --   6. users.email is UNIQUE: an email already in PostgreSQL users is rejected
 --      ('email already registered'), and if one batch holds the same email twice, the
@@ -147,6 +148,10 @@ judged as (
                 then 'registration_date outside the years 1000-9999 (UTC)'
             when registration_date > current_timestamp() + interval 1 day
                 then 'registration_date in the future'
+            -- The JDBC drivers' calendar skips these ten days (the switch from the Julian
+            -- calendar): a later pipeline would read them ten days later.
+            when to_date(registration_date) between date'1582-10-05' and date'1582-10-14'
+                then 'registration_date in 1582-10-05..14, days JDBC drivers cannot carry'
             when loyalty_status not in ('Gold', 'Silver', 'Bronze') then 'unknown loyalty_status'
             when is_email_registered then 'email already registered'
         end as reason_before_duplicates

@@ -297,3 +297,269 @@ def test_valid_events_still_land_when_every_other_event_is_broken(stream: Stream
     db = stream.pg()
     assert counts(db) == (20, 40)
     db.close()
+
+
+# --- Kafka's real life: transactions, topic resets, retention gaps, bounded batches ------------
+
+def event(n: int, **changes) -> bytes:
+    """A valid registration, unique by `n`."""
+    return json.dumps({"first_name": "Tx", "last_name": f"N{n}", "email": f"e{n}-{uuid.uuid4().hex[:8]}@example.org",
+                       "phone": "555-0000", "registration_date": "2024-05-01T10:00:00Z",
+                       "loyalty_status": "Gold", **changes}).encode()
+
+
+def transactional_producer(stream: Stream) -> KafkaProducer:
+    producer = KafkaProducer(bootstrap_servers=SERVERS, transactional_id=f"test-{stream.topic}-{uuid.uuid4().hex[:6]}")
+    producer.init_transactions()
+    return producer
+
+
+def in_transaction(producer: KafkaProducer, topic: str, values: list[bytes]) -> None:
+    producer.begin_transaction()
+    for value in values:
+        producer.send(topic, value=value)
+    producer.flush()  # on the broker before it is committed or aborted
+
+
+def gaps(db, topic: str) -> list[tuple]:
+    if not scalar(db, "select to_regclass('runner_kafka_gaps') is not null"):
+        return []
+    with db.cursor() as cursor:
+        cursor.execute("select kafka_partition, first_offset, last_offset, reason from runner_kafka_gaps "
+                       "where consumer = 'stream' and topic = %s order by kafka_partition, first_offset", (topic,))
+        rows = cursor.fetchall()
+    db.rollback()
+    return rows
+
+
+def test_only_committed_transactions_become_users_and_an_open_one_never_stalls_a_run(stream: Stream):
+    producer = transactional_producer(stream)
+    in_transaction(producer, stream.topic, [event(i) for i in range(40)])
+    producer.commit_transaction()
+    in_transaction(producer, stream.topic, [event(100 + i) for i in range(30)])
+    producer.abort_transaction()
+    in_transaction(producer, stream.topic, [event(200 + i) for i in range(20)])  # left open
+
+    started = time.monotonic()
+    assert_ran(stream.run())
+    db = stream.pg()
+    assert counts(db) == (40, 0), "only the committed transaction is read; the open one waits"
+    assert time.monotonic() - started < 120, "a run does not wait for an open transaction"
+
+    producer.abort_transaction()  # open, then aborted: never lands
+    assert_ran(stream.run())
+    assert counts(db) == (40, 0)
+
+    in_transaction(producer, stream.topic, [event(300 + i) for i in range(15)])
+    assert_ran(stream.run())  # open: nothing yet
+    assert counts(db) == (40, 0)
+    producer.commit_transaction()  # open, then committed: lands once
+    assert_ran(stream.run())
+    assert_ran(stream.run())
+    assert counts(db) == (55, 0)
+    # The markers and aborted records were skipped over, never recorded as lost.
+    assert gaps(db, stream.topic) == []
+    producer.close()
+    db.close()
+
+
+def recreate(topic: str, partitions: int) -> tuple[str, str]:
+    """Delete `topic` and create it again; returns the old and the new topic id."""
+    admin = KafkaAdminClient(bootstrap_servers=SERVERS)
+    try:
+        old = admin.describe_topics([topic])[0]["topic_id"]
+        admin.delete_topics([topic])
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                admin.create_topics([NewTopic(topic, partitions, 1)])
+                break
+            except Exception:  # noqa: BLE001 - the deletion is still under way
+                assert time.monotonic() < deadline, f"{topic} could not be created again"
+                time.sleep(0.5)
+        while (new := admin.describe_topics([topic])[0]["topic_id"]) in (old, None):  # the broker catches up
+            assert time.monotonic() < deadline, f"{topic} still has its old id"
+            time.sleep(0.5)
+        return str(old), str(new)
+    finally:
+        admin.close()
+
+
+def test_a_deleted_and_recreated_topic_is_read_from_its_start_and_its_dead_letters_never_collide(stream: Stream):
+    broken = b"\xff\xfe\x00not json"  # not UTF-8: its bytes are kept exactly
+    stream.publish([(None, event(i)) for i in range(10)] + [(None, broken), (None, b"{broken")])
+    assert_ran(stream.run())
+    db = stream.pg()
+    assert counts(db) == (10, 2)
+
+    old_id, new_id = recreate(stream.topic, 1)
+    # The new topic's offsets start at 0 again: the same coordinates as the old dead letters.
+    stream.publish([(None, event(100 + i)) for i in range(5)] + [(None, broken), (None, b"{broken")])
+    result = stream.run()
+    assert_ran(result)
+    assert "deleted and recreated" in result.stderr
+    assert counts(db) == (15, 4), "every event of the new topic lands, nothing published to it is lost"
+
+    with db.cursor() as cursor:
+        cursor.execute("select kafka_topic_id, kafka_partition, kafka_offset, payload_bytes, payload "
+                       "from stream_dead_letters order by kafka_topic_id, kafka_offset")
+        letters = cursor.fetchall()
+    db.rollback()
+    assert len({(t, p, o) for t, p, o, _, _ in letters}) == 4
+    assert Counter(t for t, _, _, _, _ in letters) == {old_id: 2, new_id: 2}, letters
+    assert [bytes(b) for _, _, _, b, _ in letters].count(broken) == 2, "the payload's bytes, exactly"
+    assert "\x00" not in letters[0][4], "the readable text holds no NUL"
+    # Nothing is recorded as lost: a new incarnation is not a gap.
+    assert gaps(db, stream.topic) == []
+    db.close()
+
+
+def test_events_deleted_before_they_were_read_are_a_recorded_gap_and_the_run_goes_on(stream: Stream):
+    producer = KafkaProducer(bootstrap_servers=SERVERS, acks="all")
+
+    def send(values: list[bytes]) -> None:
+        for value in values:
+            producer.send(stream.topic, value=value, partition=0)
+        producer.flush()
+
+    send([event(i) for i in range(5)])
+    assert_ran(stream.run())
+    send([event(10 + i) for i in range(10)])  # offsets 5..14 of partition 0
+    admin = KafkaAdminClient(bootstrap_servers=SERVERS)
+    from kafka import TopicPartition
+    admin.delete_records({TopicPartition(stream.topic, 0): 9})  # 5..8 are gone unread (retention's effect)
+    admin.close()
+
+    result = stream.run()
+    assert_ran(result)
+    db = stream.pg()
+    assert counts(db) == (5 + 6, 0)
+    assert [g[:3] for g in gaps(db, stream.topic)] == [(0, 5, 8)]
+    assert "below the log start" in gaps(db, stream.topic)[0][3]
+    assert "5..8 lost" in result.stderr
+    assert_ran(stream.run())
+    assert len(gaps(db, stream.topic)) == 1, "a gap is recorded once"
+    producer.close()
+    db.close()
+
+
+def test_a_position_past_the_log_end_is_a_recorded_gap_and_the_next_events_are_not_skipped(stream: Stream):
+    producer = KafkaProducer(bootstrap_servers=SERVERS, acks="all")
+    for i in range(5):
+        producer.send(stream.topic, value=event(i), partition=0)
+    producer.flush()
+    assert_ran(stream.run())
+    db = stream.pg()
+    # The broker lost its tail (an unclean leader election): the stored position, 12, is past
+    # the log's end, 5. Made so by moving the position, as one broker cannot lose its tail.
+    with db.cursor() as cursor:
+        cursor.execute("update runner_kafka_offsets set next_offset = 12 where topic = %s and kafka_partition = 0",
+                       (stream.topic,))
+    db.commit()
+    result = stream.run()
+    assert_ran(result)
+    assert [g[:3] for g in gaps(db, stream.topic)] == [(0, 5, 11)]
+    assert "above the log end" in result.stderr
+    assert offsets(db, stream.topic) == 5, "reading goes on from the log's end"
+    for i in range(3):  # written at offsets 5..7, below the position stored before the loss
+        producer.send(stream.topic, value=event(100 + i), partition=0)
+    producer.flush()
+    assert_ran(stream.run())
+    assert counts(db) == (8, 0), "the events written after the loss land, none is skipped"
+    assert len(gaps(db, stream.topic)) == 1
+    producer.close()
+    db.close()
+
+
+def test_a_backlog_and_a_burst_of_large_invalid_payloads_drain_in_bounded_runs(stream: Stream):
+    """200,000 queued events and 2,000 invalid 100 KB payloads, with the default driver memory:
+    each run reads at most max_events_per_run, and every event is a user or a dead letter."""
+    result = subprocess.run([sys.executable, "-m", "datagen.kafka", "--count", "200000", "--interval", "0"],
+                            cwd=config.ROOT, env=stream.env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    large = b'{"first_name": "' + b"x" * 100_000 + b'"}'
+    producer = KafkaProducer(bootstrap_servers=SERVERS, acks="all", max_request_size=1_048_576)
+    for _ in range(2000):
+        producer.send(stream.topic, value=large)
+    producer.flush()
+    producer.close()
+
+    drained = subprocess.run([*stream.command(), "--drain"], cwd=config.ROOT, env=stream.env,
+                             capture_output=True, text=True, timeout=1800, check=False)
+    assert_ran(drained)
+    assert drained.stderr.count("left for the next run") >= 2, "the backlog took several bounded runs"
+    db = stream.pg()
+    users, dead = counts(db)
+    assert users + dead == 202_000
+    assert scalar(db, "select count(*) from stream_dead_letters where octet_length(payload_bytes) = %s",
+                  len(large)) == 2000
+    db.close()
+
+
+# --- what the stream accepts, every later pipeline carries ---------------------------------
+
+def test_dates_the_stream_accepts_replicate_and_marts_carry_unchanged(stream: Stream):
+    edges = ["1000-01-01T00:00:00Z", "1000-01-01T00:30:00+00:30", "1582-10-04T23:59:59Z", "1582-10-15T00:00:00Z",
+             "1899-12-31T23:59:59.999999Z",
+             "1969-12-31T23:00:00Z", "1970-01-01T00:00:00Z", "2000-02-29T23:59:59.999999Z", "2024-03-31T02:30:00Z"]
+    rejected = {"0999-12-31T23:59:59Z": "registration_date outside the years 1000-9999 (UTC)",
+                "1000-01-01T00:30:00+01:00": "registration_date outside the years 1000-9999 (UTC)",
+                "9999-12-31T23:00:00-05:00": "registration_date outside the years 1000-9999 (UTC)",
+                "2999-01-01": "registration_date in the future",
+                "1582-10-10T12:00:00Z": "registration_date in 1582-10-05..14, days JDBC drivers cannot carry"}
+    stream.publish([(None, event(i, registration_date=d)) for i, d in enumerate(edges + list(rejected))])
+    assert_ran(stream.run())
+    db = stream.pg()
+    with db.cursor() as cursor:
+        cursor.execute("select payload, reason from stream_dead_letters")
+        letters = cursor.fetchall()
+        cursor.execute("select user_id, registration_date from users order by user_id")
+        in_postgresql = cursor.fetchall()
+    db.rollback()
+    db.close()
+    assert sorted(r for _, r in letters) == sorted(rejected.values()), [(p[95:], r) for p, r in letters]
+
+    scratch = stream.schema
+    env = {**stream.env, "MYSQL_APP_DB": scratch}
+    subprocess.run(["bash", "local/initdb.sh", "mysql"], cwd=config.ROOT, env=env, check=True, capture_output=True)
+    try:
+        for pipeline in ("replicate", "marts"):
+            result = subprocess.run([sys.executable, "-m", "runner", "run", pipeline], cwd=config.ROOT, env=env,
+                                    capture_output=True, text=True, timeout=900, check=False)
+            assert_ran(result)
+        my = dataclasses.replace(config.connection("mysql"), database=scratch).connect()
+        with my.cursor() as cursor:
+            cursor.execute("select user_id, registration_date from users order by user_id")
+            in_mysql = [tuple(row) for row in cursor.fetchall()]
+            cursor.execute("select data_type from information_schema.columns where table_schema = %s "
+                           "and table_name = 'users' and column_name = 'registration_date'", (scratch,))
+            assert cursor.fetchone()[0].lower() == "datetime"
+        my.close()
+        assert in_mysql == [tuple(row) for row in in_postgresql], "the same values in PostgreSQL and MySQL"
+    finally:
+        my = dataclasses.replace(config.connection("mysql"), database=scratch).connect()
+        with my.cursor() as cursor:
+            cursor.execute(f"drop database if exists `{scratch}`")
+        my.close()
+
+
+# --- a broker that cannot be reached -------------------------------------------------------
+
+def test_a_broker_that_never_answers_is_exit_3_within_the_timeout(stream: Stream):
+    """Every Kafka metadata call is bounded: a listener that accepts and never answers (a hung
+    broker) and a closed port both end the run as transient (exit 3), naming the broker."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        for servers in (f"127.0.0.1:{silent.getsockname()[1]}", "127.0.0.1:9"):
+            started = time.monotonic()
+            result = subprocess.run(stream.command(), cwd=config.ROOT, capture_output=True, text=True, timeout=300,
+                                    env={**stream.env, "KAFKA_BOOTSTRAP_SERVERS": servers}, check=False)
+            assert result.returncode == 3, result.stderr[-2000:]
+            assert servers in result.stderr.splitlines()[-1]
+            assert time.monotonic() - started < 90
+    finally:
+        silent.close()
