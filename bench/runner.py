@@ -229,7 +229,8 @@ def main() -> None:
                 print(f"  {name:<42} {seconds[name][-1]:7.1f} s", flush=True)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     a, b, c, c_tuned, a_copy, b_copy = (median[n] for n in list(variants)[:6])
-    print(f"\nmedian of {args.repeat} run(s) on {os.cpu_count()} cores, master {config.env('SPARK_MASTER_URL', 'local[*]')}")
+    master = config.env("SPARK_MASTER_URL", "local[*]")
+    print(f"\nmedian of {args.repeat} run(s) on {os.cpu_count()} cores, master {master}")
     for name, value in median.items():
         print(f"{name:<44} {value:7.1f} s")
     print(f"(a)/(b) runner vs hand-written single session: {a / b:5.2f}x   (target <= 1.25)")

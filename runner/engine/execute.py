@@ -15,8 +15,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlglot import exp

@@ -7,7 +7,8 @@ Example:
     >>> from pyspark.sql.types import StructType, StructField, IntegerType, DecimalType
     >>> schema = StructType([StructField("id", IntegerType()), StructField("price", DecimalType(10, 2))])
     >>> create_table("mysql", "t", schema, keys=("id",))
-    'CREATE TABLE `t` (`id` INT NOT NULL, `price` DECIMAL(10,2), PRIMARY KEY (`id`)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4'
+    'CREATE TABLE `t` (`id` INT NOT NULL, `price` DECIMAL(10,2), PRIMARY KEY (`id`))
+        ENGINE=InnoDB DEFAULT CHARSET=utf8mb4'
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def create_table(dialect: str, name: str, schema: T.StructType, keys: tuple[str,
     columns = []
     for field in schema.fields:
         not_null = " NOT NULL" if field.name in keys or not field.nullable else ""
-        columns.append(f"{quote(dialect, field.name)} {column_type(dialect, field, (sizes or {}).get(field.name))}{not_null}")
+        sql_type = column_type(dialect, field, (sizes or {}).get(field.name))
+        columns.append(f"{quote(dialect, field.name)} {sql_type}{not_null}")
     if keys:
         columns.append(f"PRIMARY KEY ({', '.join(quote(dialect, k) for k in keys)})")
     suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4" if dialect == "mysql" else ""

@@ -14,7 +14,8 @@ table. Both databases render each row as the same canonical text and hash it the
 
 Example:
     >>> print(fingerprint_sql("postgresql", "users", [("user_id", "int", 0), ("email", "string", 0)]))
-    select count(*), coalesce(sum(('x' || substr(md5(concat_ws('|', coalesce("user_id"::text, 'N'), coalesce(length("email") || ':' || "email", 'N'))), 1, 15))::bit(60)::bigint), 0) from "users"
+    select count(*), coalesce(sum(('x' || substr(md5(concat_ws('|', coalesce("user_id"::text, 'N'),
+        coalesce(length("email") || ':' || "email", 'N'))), 1, 15))::bit(60)::bigint), 0) from "users"
 """
 
 from __future__ import annotations

@@ -62,7 +62,8 @@ class PostgreSQLTarget(Target):
         conflict = ", ".join(self.q(k) for k in keys)
         if not updates:
             return f"ON CONFLICT ({conflict}) DO NOTHING"
-        return f"ON CONFLICT ({conflict}) DO UPDATE SET " + ", ".join(f"{self.q(c)} = excluded.{self.q(c)}" for c in updates)
+        assignments = ", ".join(f"{self.q(c)} = excluded.{self.q(c)}" for c in updates)
+        return f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
 
     def _create_like_staging(self, item: Staged) -> str:
         return (f"CREATE TABLE IF NOT EXISTS {self.q(item.target)} "
