@@ -9,8 +9,6 @@ and database are never touched; both scratch ones are dropped at the end.
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from runner import config
+from tests.fixtures.scratch import Scratch
 
 pytestmark = pytest.mark.integration
 
@@ -63,41 +62,6 @@ MART_KEYS = {"mart_user_activity": ["user_id", "status"], "mart_product_sales": 
 
 
 # --- scratch databases and runs ----------------------------------------------------------------
-
-@dataclasses.dataclass
-class Scratch:
-    """A scratch PostgreSQL schema and MySQL database of the same name, and the env to reach them."""
-
-    name: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "POSTGRESQL_APP_SCHEMA": self.name, "MYSQL_APP_DB": self.name}
-
-    def pg(self):
-        return dataclasses.replace(config.connection("postgresql"), schema=self.name).connect()
-
-    def mysql(self):
-        connection = dataclasses.replace(config.connection("mysql"), database=self.name).connect()
-        with connection.cursor() as cursor:
-            cursor.execute("set time_zone = '+00:00'")  # the runner writes timestamps in UTC
-        return connection
-
-    def create(self) -> None:
-        subprocess.run(["bash", "local/initdb.sh", "postgresql", "mysql"], cwd=config.ROOT, check=True,
-                       capture_output=True, env=self.env)
-
-    def drop(self) -> None:
-        pg = self.pg()
-        with pg.cursor() as cursor:
-            cursor.execute(f'drop schema if exists "{self.name}" cascade')
-        pg.commit()
-        pg.close()
-        my = self.mysql()
-        with my.cursor() as cursor:
-            cursor.execute(f"drop database if exists `{self.name}`")
-        my.close()
-
 
 def query(connection, sql: str, *args) -> list[tuple]:
     with connection.cursor() as cursor:

@@ -9,8 +9,6 @@ Everything happens in a scratch PostgreSQL schema and MySQL database, dropped at
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import subprocess
 import sys
 import uuid
@@ -27,6 +25,7 @@ from runner.model.flow import pipeline_flow
 from runner.model.pipeline import load_pipeline
 from runner.targets.base import target_for
 from runner.targets.fingerprint import fingerprint, utc_connection
+from tests.fixtures.scratch import Scratch
 
 pytestmark = pytest.mark.integration
 
@@ -58,23 +57,6 @@ select
     cast(note as varchar(20)) as note
 from items
 """
-
-
-@dataclasses.dataclass
-class Scratch:
-    name: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "POSTGRESQL_APP_SCHEMA": self.name, "MYSQL_APP_DB": self.name}
-
-    @property
-    def pg_connection(self) -> config.Connection:
-        return dataclasses.replace(config.connection("postgresql"), schema=self.name)
-
-    @property
-    def mysql_connection(self) -> config.Connection:
-        return dataclasses.replace(config.connection("mysql"), database=self.name)
 
 
 def execute(connection: config.Connection, *statements: tuple[str, tuple | None]) -> None:
