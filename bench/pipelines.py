@@ -8,7 +8,8 @@ Prints, each as the wall-clock seconds of one `python -m runner run` (what Airfl
   database of its own; for each its steps from the runner's log: per table the read (Spark
   reading the source and writing the load files), the write (the database's bulk load), the
   verification inside both databases, with rows/s, and the publish;
-- `stream` draining 10,000 x scale queued events (same scales), on a scratch topic;
+- `stream` draining 10,000 x scale queued events (same scales, `run stream --drain`), on a scratch topic;
+- the stream cold: one `run stream` draining `--events` queued events, JVM start included;
 - the stream's steady rate: events/s draining `--events` queued events in a warm session
   (one SparkSession that has already drained a batch of that size, as with `run stream --follow`);
 - the baseline on the default dataset: the original system's method, one `spark-submit` per
@@ -17,7 +18,8 @@ Prints, each as the wall-clock seconds of one `python -m runner run` (what Airfl
 With --repeat N every measurement is taken N times, the runner's and the original method's
 interleaved round by round, and medians are reported. Then the ratios against the targets:
 replicate + marts at least 5x faster than the baseline, the largest dataset in at most 3x the
-default's time, the stream at least 10,000 events/s.
+default's time; the stream's `--events` drained cold in under 10 s and warm at least
+25,000 events/s (read_committed, exactly once).
 
 Needs `make up`. The scratch schemas, databases and topics (named bench_pipelines_<run>_x<scale>)
 are dropped at the end; `--keep` leaves them for a look.
@@ -50,7 +52,6 @@ MARTS = ["mart_user_activity", "mart_product_sales", "mart_average_check"]
 BY_HAND_TABLES = str(ROOT / "bench" / "replicate_by_hand.py")
 STREAM_EVENTS_PER_SCALE = 10_000
 STREAM_MAX_SCALE = 10  # the stream is timed up to x10: x100 would queue a million events first
-SHARED_TOPIC = "new_users_events"
 LOCKED = "holds its lock"
 
 
@@ -95,12 +96,10 @@ class Scratch:
             admin.close()
 
 
-def stream_copy(directory: Path, topic: str) -> Path:
-    """sql/stream with its SQL reading `topic` instead of the shared topic (the only change)."""
+def stream_copy(directory: Path) -> Path:
+    """An unchanged copy of sql/stream: the scratch's KAFKA_TOPIC_NAME names its topic."""
     pipeline = directory / "stream"
     shutil.copytree(ROOT / "sql" / "stream", pipeline)
-    events_sql = pipeline / "010_events.sql"
-    events_sql.write_text(events_sql.read_text().replace(f"from {SHARED_TOPIC}\n", f"from {topic}\n"))
     return pipeline
 
 
@@ -134,8 +133,8 @@ def timed_with_log(command: list[str], env: dict[str, str]) -> tuple[float, str]
         time.sleep(2)
 
 
-def run(pipeline: str | Path, scratch: Scratch) -> float:
-    return timed([PYTHON, "-m", "runner", "run", str(pipeline)], scratch.env)
+def run(pipeline: str | Path, scratch: Scratch, drain: bool = False) -> float:
+    return timed([PYTHON, "-m", "runner", "run", str(pipeline), *(["--drain"] if drain else [])], scratch.env)
 
 
 # What the runner logs of each step (runner/targets/base.py, runner/engine/verify.py, run.py).
@@ -159,10 +158,10 @@ def warm_drains(pipeline: Path, scratch: Scratch, count: int, repeat: int) -> li
     """Seconds for a warm session (one that already drained a batch, as under --follow) to drain `count`
     queued events, `repeat` times."""
     os.environ.update(scratch.env)
-    from runner.errors import RunnerError
-    from runner.model.pipeline import load_pipeline
     from runner.engine.run import run_pipeline
     from runner.engine.session import spark_session
+    from runner.errors import RunnerError
+    from runner.model.pipeline import load_pipeline
 
     loaded = load_pipeline(pipeline)
     spark = spark_session("bench-stream", long_lived=True)  # as `run stream --follow` starts it
@@ -273,7 +272,7 @@ def main() -> None:
             for scale, scratch in scratches.items():
                 print(f"x{scale}: generating the shop in {scratch.name} (not timed)", flush=True)
                 scratch.create(scale)
-                streams[scale] = stream_copy(Path(tmp) / f"x{scale}", scratch.name)
+                streams[scale] = stream_copy(Path(tmp) / f"x{scale}")
             # Rounds interleave the runner and the original method, so a busy machine slows both.
             for round_ in range(1, args.repeat + 1):
                 print(f"round {round_} of {args.repeat}", flush=True)
@@ -287,15 +286,18 @@ def main() -> None:
                             samples[f"{name} x{scale} {step}"].append(value)
                         print(f"  {name:<10} x{scale:<3} {seconds:7.1f} s", flush=True)
                     for name, pipeline in (("stream", streams[scale]),) if scale <= STREAM_MAX_SCALE else ():
-                        samples[f"{name} x{scale}"].append(run(pipeline, scratch))
+                        samples[f"{name} x{scale}"].append(run(pipeline, scratch, drain=name == "stream"))
                         print(f"  {name:<10} x{scale:<3} {samples[f'{name} x{scale}'][-1]:7.1f} s", flush=True)
+                publish_events(scratches[1], args.events)
+                samples["stream cold"].append(run(streams[1], scratches[1]))
+                print(f"  stream cold, {args.events} events {samples['stream cold'][-1]:7.1f} s", flush=True)
                 tables, marts = original_method(scratches[1])
                 samples["original tables"].append(tables)
                 samples["original marts"].append(marts)
                 print(f"  original method: {len(TABLES)} table submits {tables:7.1f} s, "
                       f"{len(MARTS)} mart submits {marts:7.1f} s", flush=True)
             print(f"stream: a warm session draining {args.events} queued events", flush=True)
-            samples["warm drain"] = warm_drains(stream_copy(Path(tmp) / "warm", scratches[1].name),
+            samples["warm drain"] = warm_drains(stream_copy(Path(tmp) / "warm"),
                                                 scratches[1], args.events, args.repeat)
     finally:
         if not args.keep:
@@ -337,11 +339,9 @@ def report(median: dict[str, float], scales: list[int], events: int, repeat: int
                 print(f"  {table:<22}{rows:10.0f}{read:8.1f}{write:8.1f}{verify}{rows / max(read + write, 1e-3):10,.0f}")
             print(f"  {name + ' publish':<22}{'':>10}{median[f'{name} x{scale} publish']:8.1f}")
     print(f"stream, warm session: {events} events in {median['warm drain']:.1f} s = "
-          f"{events / median['warm drain']:,.0f} events/s   (target >= 10,000)")
-    large = max(scale for scale in scales if scale <= STREAM_MAX_SCALE)
-    cold_events = STREAM_EVENTS_PER_SCALE * large
-    print(f"stream, one cold run (JVM start included): {cold_events} events in "
-          f"{median[f'stream x{large}']:.1f} s = {cold_events / median[f'stream x{large}']:,.0f} events/s")
+          f"{events / median['warm drain']:,.0f} events/s   (target >= 25,000)")
+    print(f"stream, one cold run (JVM start included): {events} events in "
+          f"{median['stream cold']:.1f} s = {events / median['stream cold']:,.0f} events/s   (target < 10 s)")
 
 
 if __name__ == "__main__":
