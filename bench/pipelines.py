@@ -336,7 +336,8 @@ def report(median: dict[str, float], scales: list[int], events: int, repeat: int
                     continue
                 rows, read, write = median[f"{key} rows"], median[f"{key} read"], median[f"{key} write"]
                 verify = f"{median[f'{key} verify']:8.1f}" if f"{key} verify" in median else f"{'-':>8}"
-                print(f"  {table:<22}{rows:10.0f}{read:8.1f}{write:8.1f}{verify}{rows / max(read + write, 1e-3):10,.0f}")
+                rate = rows / max(read + write, 1e-3)
+                print(f"  {table:<22}{rows:10.0f}{read:8.1f}{write:8.1f}{verify}{rate:10,.0f}")
             print(f"  {name + ' publish':<22}{'':>10}{median[f'{name} x{scale} publish']:8.1f}")
     print(f"stream, warm session: {events} events in {median['warm drain']:.1f} s = "
           f"{events / median['warm drain']:,.0f} events/s   (target >= 25,000)")

@@ -13,8 +13,8 @@ import logging
 import signal
 import threading
 import time
-from contextlib import contextmanager
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from runner import config
