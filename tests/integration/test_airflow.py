@@ -257,8 +257,12 @@ def broken_pipeline(mysql) -> Iterator[str]:
 
 def test_broken_sql_fails_the_task_at_once_with_file_and_line(airflow: Airflow, broken_pipeline: str, mysql) -> None:
     name = broken_pipeline
-    problems = [str(problem) for problem in validate(load_pipeline(name))]
+    # What the run reports before its session starts (the fast path), at the same file:line as
+    # Spark's parser gives `runner validate`.
+    problems = [str(problem) for problem in validate(load_pipeline(name), strict=False)]
+    strict = [str(problem) for problem in validate(load_pipeline(name))]
     assert problems and problems[0].startswith(f"sql/{name}/020_broken.sql:"), problems
+    assert [p.split(": ")[0] for p in strict] == [p.split(": ")[0] for p in problems], (strict, problems)
     try:
         wait_for(f"DAG {name} to appear", lambda: name in airflow.dags(), DAG_TIMEOUT)
         run_id = airflow.trigger(name)
