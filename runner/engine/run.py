@@ -117,7 +117,7 @@ class Reader:
                 raise RunnerError(str(error)) from None
         log.info("%s: %d new record(s) in %d partition(s)%s", topic, batch.size, len(batch.end),
                  f", {batch.backlog} left for the next run" if batch.backlog else "")
-        self.offsets = [Offset(consumer, topic, partition, batch.topic_id, offset)
+        self.offsets = [Offset(consumer, topic, partition, batch.topic_id, offset, batch.epochs[partition])
                         for partition, offset in sorted(batch.end.items())]
         self.gaps = [Gap(consumer, topic, batch.topic_id, gap.partition, gap.first_offset, gap.last_offset,
                          gap.reason) for gap in batch.gaps]

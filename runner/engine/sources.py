@@ -143,6 +143,9 @@ class KafkaBatch:
     topic_id: str  # Kafka's id of this incarnation of the topic (a deleted and recreated one has another)
     start: dict[int, int]
     end: dict[int, int]
+    # The leader epoch each end offset was read in, stored with it: the next run asks the broker
+    # where that epoch ended, which tells a log that lost its tail and grew again from one that grew.
+    epochs: dict[int, int | None]
     gaps: list[Gap]
     backlog: int  # committed records left after this batch, for the next run
 
@@ -155,12 +158,12 @@ class KafkaBatch:
 KAFKA_TIMEOUT_MS = 15_000
 
 
-def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str | None, int]],
+def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str | None, int, int | None]],
                 limit: int) -> KafkaBatch:
     """The next batch of `topic` after the `stored` positions ({partition: (topic id, next
-    offset)}), at most `limit` offsets in all, ending at the last stable offset (read_committed:
-    never past an open transaction). A position of another incarnation restarts at the log's
-    start; a position outside the log is a `Gap`, and reading goes on from the log's edge.
+    offset, leader epoch)}), at most `limit` offsets in all, ending at the last stable offset
+    (read_committed: never past an open transaction). A position of another incarnation restarts
+    at the log's start; offsets Kafka lost are a `Gap`, and reading goes on where the log goes on.
 
     Example (needs Kafka):
         >>> kafka_batch(config.connection("kafka"), "new_users_events", {}, 100_000).end
@@ -184,16 +187,23 @@ def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str
             # Being created: without its id, a position could not name the incarnation it belongs to.
             raise ConnectionError(f"Kafka topic {topic!r} on {conn.servers} has no topic id yet (just created?)")
         topic_id = str(described["topic_id"])
-        assigned = [TopicPartition(topic, p["partition_index"])
-                    for p in sorted(described["partitions"], key=lambda p: p["partition_index"])]
+        partitions = {p["partition_index"]: p for p in described["partitions"]}
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
 
-        def offsets(spec, isolation=IsolationLevel.READ_UNCOMMITTED) -> dict[int, int]:
+        def offsets(spec, isolation=IsolationLevel.READ_UNCOMMITTED):
             found = admin.list_partition_offsets({tp: spec for tp in assigned}, isolation_level=isolation,
                                                  timeout_ms=KAFKA_TIMEOUT_MS)
-            return {tp.partition: found[tp].offset for tp in assigned}
+            return {tp.partition: found[tp] for tp in assigned}
 
-        first = offsets(OffsetSpec.EARLIEST)
-        stable = offsets(OffsetSpec.LATEST, IsolationLevel.READ_COMMITTED)  # the last stable offset
+        first = {p: found.offset for p, found in offsets(OffsetSpec.EARLIEST).items()}
+        latest = offsets(OffsetSpec.LATEST, IsolationLevel.READ_COMMITTED)
+        stable = {p: found.offset for p, found in latest.items()}  # the last stable offset
+        # Where the epoch of each position ended, asked only when the partition has had a new
+        # leader since (one leader never loses offsets it has acknowledged).
+        to_check = {p: (offset, epoch) for p, (stored_id, offset, epoch) in stored.items()
+                    if p in partitions and stored_id == topic_id and epoch is not None
+                    and epoch != partitions[p]["leader_epoch"]}
+        epoch_ends = _epoch_ends(admin, topic, partitions, to_check) if to_check else {}
     except (KafkaConnectionError, RetriableError) as error:
         raise ConnectionError(f"cannot reach Kafka at {conn.servers}: {type(error).__name__}: {error}") from None
     finally:
@@ -201,7 +211,7 @@ def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str
 
     start, gaps = {}, []
     for partition in first:
-        stored_id, next_offset = stored.get(partition, (None, None))
+        stored_id, next_offset, _ = stored.get(partition, (None, None, None))
         if next_offset is None:
             start[partition] = first[partition]  # a new consumer reads the topic from its start
             continue
@@ -209,23 +219,59 @@ def kafka_batch(conn: config.Connection, topic: str, stored: dict[int, tuple[str
             log.warning("%s[%d]: the topic was deleted and recreated (id %s, was %s): reading the new "
                         "topic from its start", topic, partition, topic_id, stored_id)
             next_offset = 0
+        # Where the log the position was read from ends now: where its epoch ended if the broker
+        # knows, else at most the log's end.
+        diverged = min(epoch_ends.get(partition, stable[partition]), stable[partition])
         if next_offset < first[partition]:
             gaps.append(Gap(partition, next_offset, first[partition] - 1,
                             "below the log start: deleted (retention or delete-records) before it was read"))
             next_offset = first[partition]
-        elif next_offset > stable[partition]:
-            # The broker lost its tail (e.g. an unclean leader election): new events will be written
-            # from its current end, so reading goes on from there and skips none of them.
-            gaps.append(Gap(partition, stable[partition], next_offset - 1,
-                            "above the log end: the broker lost offsets already read; "
-                            "new events reuse them and are read from the log end"))
-            next_offset = stable[partition]
+        elif next_offset > diverged:
+            # The broker lost its tail (e.g. an unclean leader election): offsets from `diverged`
+            # on were read once and are gone; new events are written there, so reading goes on
+            # from there and skips none of them, however far the log has grown again since.
+            gaps.append(Gap(partition, diverged, next_offset - 1,
+                            "lost from the log's tail: the broker lost offsets already read (a new leader "
+                            "without them); new events reuse them and are read from where the log diverged"))
+            next_offset = diverged
         start[partition] = next_offset
     for gap in gaps:
         log.warning("%s[%d]: offsets %d..%d lost, %s; recorded in the gaps table", topic, gap.partition,
                     gap.first_offset, gap.last_offset, gap.reason)
     end = _bounded(start, stable, limit)
-    return KafkaBatch(topic, topic_id, start, end, gaps, sum(stable[p] - end[p] for p in end))
+    epochs = {p: found.leader_epoch for p, found in latest.items()}
+    return KafkaBatch(topic, topic_id, start, end, epochs, gaps, sum(stable[p] - end[p] for p in end))
+
+
+def _epoch_ends(admin, topic: str, partitions: dict[int, dict],
+                positions: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """{partition: the offset where the leader's log leaves the epoch of a position} (Kafka's
+    OffsetForLeaderEpoch, as its own consumers validate a position after a leader change);
+    a partition the leader knows no such epoch for is left out."""
+    from kafka.errors import for_code
+    from kafka.protocol.consumer.offsets import OffsetForLeaderEpochRequest
+
+    request_partition = OffsetForLeaderEpochRequest.OffsetForLeaderTopic.OffsetForLeaderPartition
+    by_leader: dict[int, list] = {}
+    for partition, (_, epoch) in positions.items():
+        by_leader.setdefault(partitions[partition]["leader_id"], []).append(request_partition(
+            partition=partition, current_leader_epoch=partitions[partition]["leader_epoch"], leader_epoch=epoch))
+    ends = {}
+    for leader, asked in by_leader.items():
+        request = OffsetForLeaderEpochRequest(replica_id=-1, topics=[(topic, asked)])
+
+        async def ask(request=request, leader=leader):
+            # kafka-python's admin has no public call for it; its consumer sends the same request.
+            return await admin._manager.send(request, node_id=leader)
+
+        response = admin._manager.run(ask)
+        for answered in response.topics:
+            for found in answered.partitions:
+                if found.error_code:
+                    raise for_code(found.error_code)(f"OffsetForLeaderEpoch {topic}[{found.partition}]")
+                if found.end_offset >= 0 and found.leader_epoch >= 0:
+                    ends[found.partition] = found.end_offset
+    return ends
 
 
 def _bounded(start: dict[int, int], stable: dict[int, int], limit: int) -> dict[int, int]:

@@ -50,6 +50,7 @@ class Offset(NamedTuple):
     partition: int
     topic_id: str
     next_offset: int
+    leader_epoch: int | None  # the leader epoch it was read in: shows a log that lost its tail since
 
 
 class Gap(NamedTuple):
@@ -313,11 +314,11 @@ class Target:
     # --- Kafka offsets, stored with the rows ----------------------------------------------------
     def ensure_offsets_table(self) -> None:
         """The offsets table and the gaps table, created or brought up to date (a table of an
-        earlier version keyed its rows by `pipeline` and knew no topic ids)."""
+        earlier version keyed its rows by `pipeline` and knew no topic ids nor leader epochs)."""
         self._execute(
             f"CREATE TABLE IF NOT EXISTS {self.q(OFFSETS_TABLE)} ("
             "consumer VARCHAR(100) NOT NULL, topic VARCHAR(249) NOT NULL, kafka_partition INT NOT NULL, "
-            "topic_id VARCHAR(36), next_offset BIGINT NOT NULL, "
+            "topic_id VARCHAR(36), next_offset BIGINT NOT NULL, leader_epoch INT, "
             "updated_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, "
             "PRIMARY KEY (consumer, topic, kafka_partition))",
             f"CREATE TABLE IF NOT EXISTS {self.q(GAPS_TABLE)} ("
@@ -333,13 +334,16 @@ class Target:
         if "topic_id" not in columns:
             # Rows without an id are taken to belong to the topic as it is when next read.
             self._execute(f"ALTER TABLE {self.q(OFFSETS_TABLE)} ADD COLUMN topic_id VARCHAR(36)")
+        if "leader_epoch" not in columns:  # a position without one is checked against the log's end only
+            self._execute(f"ALTER TABLE {self.q(OFFSETS_TABLE)} ADD COLUMN leader_epoch INT")
 
-    def stored_offsets(self, consumer: str, topic: str) -> dict[int, tuple[str | None, int]]:
-        """(topic id, next offset to read) per partition of `topic`, as last published with the rows."""
+    def stored_offsets(self, consumer: str, topic: str) -> dict[int, tuple[str | None, int, int | None]]:
+        """(topic id, next offset to read, its leader epoch) per partition of `topic`, as last
+        published with the rows."""
         self.ensure_offsets_table()
-        rows = self._query(f"SELECT kafka_partition, topic_id, next_offset FROM {self.q(OFFSETS_TABLE)} "
+        rows = self._query(f"SELECT kafka_partition, topic_id, next_offset, leader_epoch FROM {self.q(OFFSETS_TABLE)} "
                            "WHERE consumer = %s AND topic = %s", (consumer, topic))
-        return {int(p): (topic_id, int(o)) for p, topic_id, o in rows}
+        return {int(p): (topic_id, int(o), None if e is None else int(e)) for p, topic_id, o, e in rows}
 
     # --- publishing -----------------------------------------------------------------------------
     def _insert_from_staging(self, item: Staged, into: str | None = None) -> str:
@@ -352,10 +356,9 @@ class Target:
         return f"{insert} {self._on_conflict(list(item.keys), [c for c in item.columns if c not in item.keys])}"
 
     def _upsert_offset_sql(self, table: str = OFFSETS_TABLE) -> str:
-        return (f"INSERT INTO {self.q(table)} (consumer, topic, kafka_partition, topic_id, next_offset) "
-                f"VALUES (%s, %s, %s, %s, %s) "
-                f"{self._on_conflict(['consumer', 'topic', 'kafka_partition'], ['topic_id', 'next_offset'])}"
-                ", updated_at = CURRENT_TIMESTAMP")
+        keys, values = ["consumer", "topic", "kafka_partition"], ["topic_id", "next_offset", "leader_epoch"]
+        return (f"INSERT INTO {self.q(table)} ({', '.join(keys + values)}) VALUES (%s, %s, %s, %s, %s, %s) "
+                f"{self._on_conflict(keys, values)}, updated_at = CURRENT_TIMESTAMP")
 
     def _insert_gap_sql(self) -> str:
         # A gap found again by a rerun after a failed publish is the same gap: stored once.

@@ -33,6 +33,7 @@ from kafka.admin import NewTopic
 
 from datagen.events import events
 from runner import config
+from tests.fixtures.kafka_broker import ScratchBroker
 
 pytestmark = pytest.mark.integration
 
@@ -459,7 +460,7 @@ def test_a_position_past_the_log_end_is_a_recorded_gap_and_the_next_events_are_n
     result = stream.run()
     assert_ran(result)
     assert [g[:3] for g in gaps(db, stream.topic)] == [(0, 5, 11)]
-    assert "above the log end" in result.stderr
+    assert "lost from the log's tail" in result.stderr
     assert offsets(db, stream.topic) == 5, "reading goes on from the log's end"
     for i in range(3):  # written at offsets 5..7, below the position stored before the loss
         producer.send(stream.topic, value=event(100 + i), partition=0)
@@ -469,6 +470,54 @@ def test_a_position_past_the_log_end_is_a_recorded_gap_and_the_next_events_are_n
     assert len(gaps(db, stream.topic)) == 1
     producer.close()
     db.close()
+
+
+def test_a_broker_that_lost_its_tail_and_grew_past_the_position_again_skips_none_of_the_new_events(
+        stream: Stream, tmp_path: Path):
+    """A real loss: a private broker is killed, its log cut back to offset 12 (what a new leader
+    without the last records holds after an unclean election), started again, and 30 new events
+    are written at 12..41, past the stored position, 20. The run must notice from the leader
+    epochs, not from the offsets (the log is longer than the position again), record 12..19 as
+    lost and read all 30 new events."""
+    broker = ScratchBroker(tmp_path / "kafka")
+    broker.start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=broker.servers)
+        admin.create_topics([NewTopic(stream.topic, 1, 1)])
+        admin.close()
+        env = {**stream.env, "KAFKA_BOOTSTRAP_SERVERS": broker.servers}
+
+        def send(values: list[bytes]) -> None:
+            producer = KafkaProducer(bootstrap_servers=broker.servers, acks="all")
+            for value in values:
+                producer.send(stream.topic, value=value, partition=0)
+                producer.flush()  # one batch each: the log can be cut at any offset
+            producer.close()
+
+        def run() -> subprocess.CompletedProcess:
+            return subprocess.run(stream.command(), cwd=config.ROOT, env=env, capture_output=True, text=True,
+                                  timeout=600)
+
+        send([event(i) for i in range(20)])
+        assert_ran(run())
+        db = stream.pg()
+        assert counts(db) == (20, 0)
+
+        broker.kill()
+        broker.cut_log(stream.topic, 0, 12)
+        broker.start()
+        send([event(100 + i) for i in range(30)])
+        result = run()
+        assert_ran(result)
+        assert [g[:3] for g in gaps(db, stream.topic)] == [(0, 12, 19)]
+        assert "12..19 lost" in result.stderr
+        assert counts(db) == (50, 0), "the 30 events written after the loss land, none is skipped"
+        assert offsets(db, stream.topic) == 42
+        assert_ran(run())
+        assert counts(db) == (50, 0) and len(gaps(db, stream.topic)) == 1, "a rerun reads and records nothing again"
+        db.close()
+    finally:
+        broker.stop()
 
 
 def test_a_backlog_and_a_burst_of_large_invalid_payloads_drain_in_bounded_runs(stream: Stream):
