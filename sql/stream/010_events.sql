@@ -49,12 +49,15 @@ messages as (
 
 parsed as (
 
+    -- One parse per payload: what is not a JSON object (malformed, an array, a number,
+    -- empty) lands whole in __not_a_json_object instead of the fields.
     select
         *,
-        json_object_keys(payload) is not null as is_json_object,
         from_json(
             payload,
-            'first_name string, last_name string, email string, phone string, registration_date string, loyalty_status string'
+            'first_name string, last_name string, email string, phone string, registration_date string, '
+            'loyalty_status string, __not_a_json_object string',
+            map('columnNameOfCorruptRecord', '__not_a_json_object')
         ) as event
 
     from messages
@@ -71,7 +74,7 @@ trimmed as (
         kafka_partition,
         kafka_offset,
         kafka_timestamp,
-        is_json_object,
+        event is not null and event.__not_a_json_object is null as is_json_object,
         nullif(trim(event.first_name), '') as first_name,
         nullif(trim(event.last_name), '') as last_name,
         nullif(trim(event.email), '') as email,
@@ -161,14 +164,15 @@ judged as (
 
 ),
 
--- Only events valid so far compete for an email: a rejected event never blocks a good one.
+-- Only events valid so far compete for an email: they rank first, so a rejected event never
+-- blocks a good one. (Partitioned by the email alone, as the look-up above is: one shuffle.)
 ranked as (
 
     select
         *,
         row_number() over (
-            partition by email, reason_before_duplicates is null
-            order by kafka_timestamp, kafka_partition, kafka_offset
+            partition by email
+            order by reason_before_duplicates is not null, kafka_timestamp, kafka_partition, kafka_offset
         ) as email_rank_in_batch
 
     from judged
