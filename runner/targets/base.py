@@ -245,7 +245,48 @@ class Target:
         self._execute(f"DROP TABLE IF EXISTS {self.q(staging)}",
                       ddl.create_table(self.dialect, staging, schema, keys, sizes))
         self.staged[target] = Staged(target, mode, keys, list(schema.names))
+        if mode != "overwrite" and self.table_exists(target):
+            self._check_appendable(self.staged[target])
         return staging
+
+    def _check_appendable(self, item: Staged) -> None:
+        """An append or a merge goes into the table as it stands: a table made by an earlier
+        version of the SQL, whose columns or key the result no longer matches, fails the run
+        here, before anything is loaded, naming each difference and the statements that mend it."""
+        place = (self.connection.schema, item.target)
+        columns = self._query(
+            "SELECT column_name, is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", place)
+        key = [name for (name,) in self._query(
+            "SELECT k.column_name FROM information_schema.table_constraints c "
+            "JOIN information_schema.key_column_usage k ON k.constraint_schema = c.constraint_schema "
+            "AND k.constraint_name = c.constraint_name AND k.table_schema = c.table_schema "
+            "AND k.table_name = c.table_name WHERE c.constraint_type = 'PRIMARY KEY' "
+            "AND c.table_schema = %s AND c.table_name = %s ORDER BY k.ordinal_position", place)]
+        existing = {name for name, _ in columns}
+        missing = [c for c in item.columns if c not in existing]
+        required = [name for name, required in columns if required and name not in item.columns]
+        problems, mends = [], []
+        if missing:
+            types = self._column_types(self.staging_name(item.target))
+            problems.append(f"it lacks the result's column(s) {', '.join(missing)}")
+            mends += [f"ALTER TABLE {self.q(item.target)} ADD COLUMN {self.q(c)} {types[c]}" for c in missing]
+        if required:
+            problems.append(f"its column(s) {', '.join(required)} are NOT NULL without a default, and the "
+                            "result has no such column")
+        if item.keys and sorted(key) != sorted(item.keys):
+            problems.append(f"its primary key is ({', '.join(key) or 'none'}), the keys header's is "
+                            f"({', '.join(item.keys)})")
+        if problems:
+            mend = f" ({'; '.join(mends)})" if mends else ""
+            raise RunnerError(
+                f"{self.connection.name} table {item.target} cannot take this {item.mode}: {'; '.join(problems)}. "
+                f"It was made by an earlier version of the SQL: bring it up to date{mend}, or move it aside to "
+                "have it made anew; nothing was loaded or published")
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        """{column: its type as DDL writes it} of `table`."""
+        raise NotImplementedError
 
     def _jdbc_table(self, name: str) -> str:
         """How Spark's JDBC writer names a table."""

@@ -13,6 +13,7 @@ with backoff (see Target._until_locked), keeping the inserts done before it.
 from __future__ import annotations
 
 from runner.targets.base import OLD_SUFFIX, Staged, Statement, Target
+from runner.targets.names import quote_qualified
 
 _LOCK_NOT_AVAILABLE = "55P03"  # the SQLSTATE of a statement that reached lock_timeout
 
@@ -64,6 +65,11 @@ class PostgreSQLTarget(Target):
             return f"ON CONFLICT ({conflict}) DO NOTHING"
         assignments = ", ".join(f"{self.q(c)} = excluded.{self.q(c)}" for c in updates)
         return f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
+
+    def _column_types(self, table: str) -> dict[str, str]:
+        return dict(self._query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                                "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+                                (quote_qualified(self.dialect, self.connection.schema, table),)))
 
     def _create_like_staging(self, item: Staged) -> str:
         return (f"CREATE TABLE IF NOT EXISTS {self.q(item.target)} "
