@@ -14,14 +14,14 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 
 from runner import config
 from runner.engine import sources
 from runner.engine.execute import execute
 from runner.engine.session import spark_session
-from runner.engine.verify import verify_copy
+from runner.engine.verify import SourceSide, verify_copy
 from runner.errors import Busy, InvalidPipeline, RunnerError, Unreachable, is_unreachable, one_line
 from runner.model.flow import Flow, Read, pipeline_flow
 from runner.model.pipeline import Pipeline, SqlFile
@@ -165,16 +165,23 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: S
         reader = Reader(spark, flow, target)
 
         def write(sql_file: SqlFile, frame) -> int:
-            with failing_as(f"{sql_file.path}: writing {target.connection.kind}.{sql_file.target}",
-                            target.connection):
-                target.prepare_staging(sql_file.target, sql_file.mode, sql_file.keys, frame.schema,
-                                       sql_file.declared_sizes())
-                rows = target.write_staging(sql_file.target, frame)
-            if sql_file.verify:
-                copied = steps[sql_file.name].copied
-                with failing_as(f"{sql_file.path}: verifying {target.connection.name}.{sql_file.target} "
-                                f"against {copied.label}", config.connection(copied.connection)):
-                    verify_copy(steps[sql_file.name], frame.schema, target, reader.snapshot)
+            step = steps[sql_file.name]
+            verifying = f"{sql_file.path}: verifying {target.connection.name}.{sql_file.target} against " + (
+                step.copied.label if sql_file.verify else "")
+            with ExitStack() as stack:
+                if sql_file.verify:
+                    # The source's side reads the snapshot the copy is made from: computed while
+                    # the copy is written, so only the staged side is waited for afterwards.
+                    with failing_as(verifying, config.connection(step.copied.connection)):
+                        source = stack.enter_context(SourceSide(step, frame.schema, reader.snapshot))
+                with failing_as(f"{sql_file.path}: writing {target.connection.kind}.{sql_file.target}",
+                                target.connection):
+                    target.prepare_staging(sql_file.target, sql_file.mode, sql_file.keys, frame.schema,
+                                           sql_file.declared_sizes())
+                    rows = target.write_staging(sql_file.target, frame)
+                if sql_file.verify:
+                    with failing_as(verifying, config.connection(step.copied.connection)):
+                        verify_copy(step, frame.schema, target, reader.snapshot, source)
             return rows
 
         steps = {step.file.name: step for step in flow.steps}

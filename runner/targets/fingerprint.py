@@ -76,22 +76,50 @@ def _rendered(dialect: str, column: Column) -> str:
     }[kind]
 
 
-def fingerprint_sql(dialect: str, table: str, columns: list[Column]) -> str:
-    """The query returning (row count, checksum) of `table` in `dialect` (postgresql or mysql)."""
+def fingerprint_sql(dialect: str, table: str, columns: list[Column], where: str = "") -> str:
+    """The query returning (row count, checksum) of `table` in `dialect` (postgresql or mysql),
+    of the rows `where` selects (all of them by default)."""
     text = "concat_ws('|', " + ", ".join(f"coalesce({_rendered(dialect, c)}, 'N')" for c in columns) + ")"
     if dialect == "postgresql":
         row_hash = f"('x' || substr(md5({text}), 1, 15))::bit(60)::bigint"
     else:
         row_hash = f"cast(conv(substr(md5({text}), 1, 15), 16, 10) as unsigned)"
-    return f"select count(*), coalesce(sum({row_hash}), 0) from {quote(dialect, table)}"
+    return f"select count(*), coalesce(sum({row_hash}), 0) from {quote(dialect, table)}" + (
+        f" where {where}" if where else "")
 
 
-def fingerprint(connection, dialect: str, table: str, columns: list[Column]) -> tuple[int, int]:
-    """(row count, checksum) of `table` on an open DB-API connection whose session is in UTC."""
+def key_ranges(dialect: str, key: str, low: int, high: int, parts: int) -> list[str]:
+    """`parts` conditions on the integer column `key` that together select every row once:
+    ranges of [low, high], the first open below, the last open above and taking NULL too.
+
+    >>> key_ranges("mysql", "id", 1, 100, 2)
+    ['`id` < 51', '`id` >= 51 or `id` is null']
+    """
+    q = quote(dialect, key)
+    bounds = sorted({low + (high - low + 1) * i // parts for i in range(1, parts)} - {low})
+    if not bounds:
+        return [""]
+    conditions = [f"{q} < {bounds[0]}"]
+    conditions += [f"{q} >= {a} and {q} < {b}" for a, b in zip(bounds, bounds[1:])]
+    return conditions + [f"{q} >= {bounds[-1]} or {q} is null"]
+
+
+def fingerprint(connection, dialect: str, table: str, columns: list[Column], where: str = "") -> tuple[int, int]:
+    """(row count, checksum) of `table` (of its rows `where` selects) on an open DB-API
+    connection whose session is in UTC. Both are sums over rows: the fingerprints of disjoint
+    parts of a table add up to the table's."""
     with connection.cursor() as cursor:
-        cursor.execute(fingerprint_sql(dialect, table, columns))
+        cursor.execute(fingerprint_sql(dialect, table, columns, where))
         rows, checksum = cursor.fetchone()
     return int(rows), int(checksum)
+
+
+def key_bounds(connection, dialect: str, table: str, key: str) -> tuple[int, int] | None:
+    """(min, max) of the integer column `key` of `table`, None when the table is empty."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"select min({quote(dialect, key)}), max({quote(dialect, key)}) from {quote(dialect, table)}")
+        low, high = cursor.fetchone()
+    return None if low is None else (int(low), int(high))
 
 
 def utc_connection(connection):

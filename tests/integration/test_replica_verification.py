@@ -177,6 +177,14 @@ def test_an_extra_row_is_caught(scratch, tmp_path, monkeypatch):
                           "insert into items__staging values (6, 'Extra', 1.00, null, null)")
 
 
+def test_an_extra_row_below_every_source_key_is_caught(scratch, tmp_path, monkeypatch):
+    # The checksum is summed over key ranges of each side: a key outside the source's range
+    # still falls in one of them.
+    with pytest.raises(CopyDiffers, match="row count differs: 6 staged, 5 in postgresql.items"):
+        staged_copy_after(scratch, tmp_path, monkeypatch,
+                          "insert into items__staging values (-7, 'Extra', 1.00, null, null)")
+
+
 def test_an_unchanged_staged_copy_passes(scratch, tmp_path, monkeypatch):
     staged_copy_after(scratch, tmp_path, monkeypatch)
 
