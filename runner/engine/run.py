@@ -89,6 +89,22 @@ class Reader:
         with failing_as(f"reading {read.name} (database {connection.database})", connection):
             return sources.jdbc_table(self.spark, connection, table, snapshot)
 
+    def weight(self, flow: Flow):
+        """How much each step reads, in bytes of the database tables it reads (their catalogs'
+        sizes): the executor starts the heaviest first. Best effort: without sizes, file order."""
+        tables: dict[str, set[str]] = {}
+        for step in flow.steps:
+            for read in step.reads:
+                if read.kind in ("source", "external") and read.connection != "kafka":
+                    tables.setdefault(read.connection, set()).add(read.table)
+        try:
+            sizes = {(name, table): size for name, names in tables.items()
+                     for table, size in sources.table_bytes(config.connection(name), sorted(names)).items()}
+        except Exception as error:  # noqa: BLE001 - only the order of independent files depends on it
+            log.debug("table sizes unknown (%s): files start in file order", one_line(error))
+            return None
+        return lambda step: sum(sizes.get((read.connection, read.table), 0) for read in step.reads)
+
     @contextmanager
     def source_snapshot(self):
         """Every source table read in one snapshot of a PostgreSQL source, held for the run: the
@@ -186,7 +202,7 @@ def run_pipeline(pipeline: Pipeline, spark=None, max_workers: int = 4, select: S
 
         steps = {step.file.name: step for step in flow.steps}
         with reader.kafka_reachable(), reader.source_snapshot():
-            execute(spark, flow, reader, write, max_workers=max_workers)
+            execute(spark, flow, reader, write, max_workers=max_workers, weight=reader.weight(flow))
         _drop_unpublished(target, flow)
         publishing = time.monotonic()
         with failing_as("publishing (the published tables are unchanged)", target.connection):

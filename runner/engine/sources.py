@@ -101,6 +101,31 @@ def _numeric_key(conn: config.Connection, table: str) -> tuple[str, int, int] | 
     return None if low is None else (column, int(low), int(high))
 
 
+def table_bytes(conn: config.Connection, tables: list[str]) -> dict[str, int]:
+    """The size on disk of each of `tables` as its database's catalog states it (0 if unknown):
+    a cheap measure of how long reading one takes, next to another."""
+    if not tables:
+        return {}
+    if conn.kind == "postgresql":
+        sql = "select %s, coalesce(pg_total_relation_size(to_regclass(%s)), 0)"
+        args = [(table, quote_qualified("postgresql", conn.schema, table)) for table in tables]
+    else:
+        sql = ("select %s, coalesce(sum(data_length + index_length), 0) from information_schema.tables "
+               "where table_schema = %s and table_name = %s")
+        args = [(table, conn.database, table) for table in tables]
+    db = conn.connect()
+    try:
+        with db.cursor() as cursor:
+            sizes = {}
+            for row in args:
+                cursor.execute(sql, row)
+                name, size = cursor.fetchone()
+                sizes[name] = int(size or 0)
+    finally:
+        db.close()
+    return sizes
+
+
 def jdbc_table(spark, conn: config.Connection, table: str, snapshot: Snapshot | None = None):
     """`table` of a database connection as a DataFrame; filters and columns are pushed down.
     With a `snapshot`, every parallel range reads the database as the snapshot sees it."""
