@@ -7,7 +7,7 @@ Example:
     >>> pipeline = load_pipeline("marts")
     >>> [f.name for f in pipeline.files][:1]
     ['010_mart_user_activity.sql']
-    >>> pipeline.files[0].reads
+    >>> sorted(pipeline.files[0].reads)
     ['orders', 'users']
 """
 
