@@ -137,6 +137,11 @@ def jdbc_table(spark, conn: config.Connection, table: str, snapshot: Snapshot | 
               .option("pushDownLimit", "true"))
     for key, value in conn.jdbc_properties.items():
         reader = reader.option(key, value)
+    if conn.kind == "mysql":
+        # Connector/J otherwise buffers each partition's whole result (500,000 rows at x100) in
+        # the JVM before Spark sees a row, and the collector spends seconds on it; a server-side
+        # cursor hands it over `fetchsize` rows at a time (the same values: binary protocol).
+        reader = reader.option("useCursorFetch", "true")
     if snapshot:
         reader = reader.option("sessionInitStatement", snapshot.session_init)
     key = _numeric_key(conn, table)
