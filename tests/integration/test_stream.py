@@ -521,6 +521,32 @@ def test_a_broker_that_lost_its_tail_and_grew_past_the_position_again_skips_none
         broker.stop()
 
 
+@pytest.mark.parametrize("layout", ["keyed by pipeline, without topic ids", "without leader epochs"])
+def test_an_offsets_table_of_an_earlier_release_is_brought_up_to_date_and_reading_resumes_where_it_stood(
+        stream: Stream, layout: str):
+    db = stream.pg()
+    first, id_column = ("pipeline", "") if layout.startswith("keyed") else ("consumer", "topic_id varchar(36), ")
+    with db.cursor() as cursor:
+        cursor.execute(f"create table runner_kafka_offsets ({first} varchar(100) not null, topic varchar(249) "
+                       f"not null, kafka_partition int not null, {id_column}next_offset bigint not null, "
+                       "updated_at timestamp not null default current_timestamp, "
+                       f"primary key ({first}, topic, kafka_partition))")
+        # Events 0..3 of partition 0 were consumed by the earlier release.
+        cursor.execute("insert into runner_kafka_offsets (" + first + ", topic, kafka_partition, next_offset) "
+                       "values ('stream', %s, 0, 4)", (stream.topic,))
+    db.commit()
+    producer = KafkaProducer(bootstrap_servers=SERVERS, acks="all")
+    for i in range(10):
+        producer.send(stream.topic, value=event(i), partition=0)
+    producer.close()
+    assert_ran(stream.run())
+    assert counts(db) == (6, 0), "reading resumed at offset 4"
+    assert scalar(db, "select count(*) from runner_kafka_offsets where consumer = 'stream' and topic = %s "
+                      "and topic_id is not null and leader_epoch is not null", stream.topic) == 3
+    assert gaps(db, stream.topic) == []
+    db.close()
+
+
 def test_a_dead_letters_table_of_the_earlier_layout_stops_the_run_naming_the_mends_and_nothing_is_lost(
         stream: Stream):
     """stream_dead_letters as the previous release made it: no payload_bytes, no kafka_topic_id,
