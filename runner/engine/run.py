@@ -138,7 +138,7 @@ class Reader:
         self.gaps = [Gap(consumer, topic, batch.topic_id, gap.partition, gap.first_offset, gap.last_offset,
                          gap.reason) for gap in batch.gaps]
         self.backlog = batch.backlog
-        return sources.kafka_topic(self.spark, connection, batch)
+        return sources.kafka_topic(self.spark, connection, batch, group=f"runner-{consumer}")
 
     @contextmanager
     def kafka_reachable(self):

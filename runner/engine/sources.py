@@ -320,14 +320,19 @@ def _bounded(start: dict[int, int], stable: dict[int, int], limit: int) -> dict[
     return end
 
 
-def kafka_topic(spark, conn: config.Connection, batch: KafkaBatch):
+def kafka_topic(spark, conn: config.Connection, batch: KafkaBatch, group: str):
     """The records of one batch of a topic: key, value, topic, partition, offset, timestamp,
-    timestampType, and `topic_id` (the incarnation), read_committed."""
+    timestampType, and `topic_id` (the incarnation), read_committed, by consumers of `group`."""
     from pyspark.sql import functions as F
 
     topic = batch.topic
     return (spark.read.format("kafka")
             .option("kafka.bootstrap.servers", conn.servers)
+            # Partitions are assigned, never subscribed: the group joins nothing and commits
+            # nothing (the offsets live with the rows). A fixed one names the runner to the
+            # broker's ACLs, and lets a long-lived session (--follow) reuse its consumers, which
+            # Spark pools by group, instead of starting new ones for every batch.
+            .option("kafka.group.id", group)
             .option("kafka.isolation.level", "read_committed")  # records of aborted transactions never show
             .option("kafka.request.timeout.ms", KAFKA_TIMEOUT_MS)
             .option("kafka.default.api.timeout.ms", KAFKA_TIMEOUT_MS)
