@@ -22,7 +22,7 @@ shadow the source table, and its staging table would stand behind the target's s
 Example:
     >>> from runner.model.pipeline import load_pipeline
     >>> flow = pipeline_flow(load_pipeline("marts"))
-    >>> sorted((read.name, read.kind) for read in flow.steps[0].reads)
+    >>> [(read.name, read.kind) for read in flow.steps[0].reads]
     [('orders', 'source'), ('users', 'source')]
     >>> flow.steps[0].writes
     ('mysql', 'mart_user_activity')

@@ -7,7 +7,7 @@ Example:
     >>> pipeline = load_pipeline("marts")
     >>> [f.name for f in pipeline.files][:1]
     ['010_mart_user_activity.sql']
-    >>> sorted(pipeline.files[0].reads)
+    >>> pipeline.files[0].reads   # in order of appearance; a join hint's names are not reads
     ['orders', 'users']
 """
 
@@ -116,7 +116,7 @@ class SqlFile:
 
     def line_of(self, table: str) -> int:
         """The first line where `table` is read (1 if unknown)."""
-        for node in self.tree.find_all(exp.Table) if self.tree else ():
+        for node in table_nodes(self.tree):
             if _table_name(node) == table:
                 return node.this.meta.get("line", 1)
         return 1
@@ -312,11 +312,17 @@ def _table_name(node: exp.Table) -> str:
     return f"{node.db}.{node.name}" if node.db else node.name
 
 
+def table_nodes(tree: exp.Expression | None) -> list[exp.Table]:
+    """The tables a statement names, but not the names in a join hint (`/*+ broadcast(u) */`):
+    those point at a relation of the query, often by its alias, and read nothing themselves."""
+    return [node for node in tree.find_all(exp.Table) if not node.find_ancestor(exp.Hint)] if tree else []
+
+
 def _tables_read(tree: exp.Expression) -> list[str]:
     """Tables the statement reads, in order of appearance, without its own CTEs."""
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     tables: list[str] = []
-    for node in tree.find_all(exp.Table):
+    for node in table_nodes(tree):
         if not node.name:
             continue
         name = _table_name(node)
@@ -326,7 +332,7 @@ def _tables_read(tree: exp.Expression) -> list[str]:
 
 
 def _first_position(tree: exp.Expression, table: str) -> int:
-    positions = [n.this.meta.get("start", 0) for n in tree.find_all(exp.Table) if _table_name(n) == table]
+    positions = [n.this.meta.get("start", 0) for n in table_nodes(tree) if _table_name(n) == table]
     return min(positions) if positions else 0
 
 

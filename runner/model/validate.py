@@ -10,10 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sqlglot import exp
-
 from runner.model.flow import pipeline_flow
-from runner.model.pipeline import SQL_ROOT, Pipeline, Problem, SqlFile, load_pipeline, pipeline_names
+from runner.model.pipeline import SQL_ROOT, Pipeline, Problem, SqlFile, load_pipeline, pipeline_names, table_nodes
 from runner.model.pipeline import _relative as relative_path
 from runner.model.spark_parser import strict_problems
 from runner.targets.names import target_name_problem
@@ -58,7 +56,7 @@ def _name_problems(pipeline: Pipeline) -> list[Problem]:
     for sql_file in pipeline.files:
         if sql_file.writes and (why := target_name_problem(dialect, sql_file.target)):
             problems.append(Problem(sql_file.path, sql_file.header_lines.get("target", 1), why))
-        for node in sql_file.tree.find_all(exp.Table) if sql_file.tree else ():
+        for node in table_nodes(sql_file.tree):
             if node.args.get("catalog") is not None:
                 problems.append(Problem(sql_file.path, node.this.meta.get("line", 1), (
                     f"{node.sql(dialect='spark')}: a table name has at most two parts "

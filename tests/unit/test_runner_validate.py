@@ -86,6 +86,16 @@ def test_unknown_setting_and_unknown_connections_are_reported(tmp_path: Path) ->
     assert found == {(3, "source"), (5, "unknown"), (6, "target")}
 
 
+@pytest.mark.parametrize("hint", ["broadcast(u)", "broadcast(users)", "merge(o, u)"])
+def test_a_join_hint_names_relations_of_the_query_and_reads_nothing(tmp_path: Path, hint: str) -> None:
+    """Spark resolves a hint's names to the query's relations, aliases included."""
+    sql = (f"select /*+ {hint} */ o.order_id, u.email\nfrom orders as o\n"
+           "inner join users as u on o.user_id = u.user_id\n")
+    directory = write_pipeline(tmp_path / "p", {"010_orders.sql": sql})
+    assert problems_of(directory) == []
+    assert load_pipeline(directory).files[0].reads == ["orders", "users"]
+
+
 def test_missing_settings_file_is_reported(tmp_path: Path) -> None:
     directory = tmp_path / "p"
     directory.mkdir()
