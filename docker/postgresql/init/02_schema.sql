@@ -56,6 +56,33 @@ create index if not exists orders_user_id_idx on orders (user_id);
 create index if not exists order_details_order_id_idx on order_details (order_id);
 create index if not exists order_details_product_id_idx on order_details (product_id);
 
+-- Upgrade from the release before topic ids: the stream made stream_dead_letters (its first
+-- run creates it from sql/stream/030) without payload_bytes and kafka_topic_id, keyed by the
+-- topic's name. Its rows keep their text; the incarnation they came from is unknown, so their
+-- id says so, with a digest of the topic's name that keeps rows of two topics apart.
+do $$
+declare
+    old_key name;
+begin
+    if to_regclass('stream_dead_letters') is null or exists (
+        select from information_schema.columns where table_schema = current_schema()
+        and table_name = 'stream_dead_letters' and column_name = 'kafka_topic_id') then
+        return;
+    end if;
+    select conname into old_key from pg_constraint
+    where conrelid = 'stream_dead_letters'::regclass and contype = 'p';
+    alter table stream_dead_letters add column if not exists payload_bytes bytea,
+        add column kafka_topic_id varchar(36);
+    update stream_dead_letters set kafka_topic_id = 'unknown-' || left(md5(kafka_topic), 28);
+    if old_key is not null then
+        execute format('alter table stream_dead_letters drop constraint %I', old_key);
+    end if;
+    alter table stream_dead_letters alter column kafka_topic_id set not null,
+        add primary key (kafka_topic_id, kafka_partition, kafka_offset);
+    raise notice 'stream_dead_letters: brought up to date (payload_bytes, kafka_topic_id; keyed by topic id)';
+end
+$$;
+
 -- The app user owns what it works with: tables, their sequences, and anything it creates.
 select format('alter table %I.%I owner to %I', schemaname, tablename, :'app_user')
 from pg_tables where schemaname = :'app_schema' and tableowner <> :'app_user'
