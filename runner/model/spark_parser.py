@@ -138,11 +138,22 @@ def spark_verdicts(sqls: list[str]) -> list[Verdict | None]:
             parser.parsePlan(sql)
             verdicts.append(None)
         except Exception as error:  # py4j wraps Spark's ParseException
-            java = getattr(error, "java_exception", None)
+            java = _java_exception(error)
             if java is None or not java.getClass().getName().endswith("ParseException"):
                 raise
             verdicts.append(_verdict(sql, java))
     return verdicts
+
+
+def _java_exception(error: BaseException | None):
+    """The Java exception behind a py4j error. A SparkSession in the same process installs its
+    error conversion for every py4j gateway, this one too, and converting our exception with
+    its own JVM fails or misleads: the original py4j error is then earlier in the chain."""
+    while error is not None:
+        if (java := getattr(error, "java_exception", None)) is not None:
+            return java
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _verdict(sql: str, java) -> Verdict:

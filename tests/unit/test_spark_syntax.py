@@ -66,6 +66,18 @@ def test_validate_reports_what_spark_rejects_at_its_line(tmp_path: Path, name: s
     assert len(found) == 1 and found[0].startswith(f"010_{name}.sql:{line}: syntax error"), found
 
 
+def test_spark_rejections_are_read_right_while_a_spark_session_runs_in_the_process() -> None:
+    """A SparkSession (the SQL unit cases keep one) installs pyspark's error conversion for every
+    py4j gateway in the process, the parser's too: each rejection must still be read as Spark's."""
+    from tests.sql_cases import local_spark
+
+    local_spark()
+    # Spark's own rejections (a comma before FROM is the runner's rule), three times over.
+    bodies = [body for name, body, _ in BROKEN if name != "trailing_comma_before_from"] * 3
+    verdicts = spark_verdicts([HEADER + body for body in bodies])
+    assert all(v and v.message for v in verdicts), verdicts
+
+
 @pytest.mark.parametrize(("name", "body"), VALID, ids=[v[0] for v in VALID])
 def test_validate_accepts_what_spark_accepts(tmp_path: Path, name: str, body: str) -> None:
     assert problems(tmp_path, name, body) == []
