@@ -255,8 +255,9 @@ class Target:
         here, before anything is loaded, naming each difference and the statements that mend it."""
         place = (self.connection.schema, item.target)
         columns = self._query(
-            "SELECT column_name, is_nullable = 'NO' AND column_default IS NULL FROM information_schema.columns "
-            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position", place)
+            f"SELECT column_name, is_nullable = 'NO' AND column_default IS NULL AND {self._needs_a_value} "
+            "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "ORDER BY ordinal_position", place)
         key = [name for (name,) in self._query(
             "SELECT k.column_name FROM information_schema.table_constraints c "
             "JOIN information_schema.key_column_usage k ON k.constraint_schema = c.constraint_schema "
@@ -287,6 +288,10 @@ class Target:
     def _column_types(self, table: str) -> dict[str, str]:
         """{column: its type as DDL writes it} of `table`."""
         raise NotImplementedError
+
+    # An information_schema.columns condition, true of a column that an insert leaving it out
+    # cannot fill (no identity, auto-increment or generated value).
+    _needs_a_value = "TRUE"
 
     def _jdbc_table(self, name: str) -> str:
         """How Spark's JDBC writer names a table."""

@@ -91,6 +91,8 @@ class MySQLTarget(Target):
         # assigned to itself leaves the row alone.
         return "ON DUPLICATE KEY UPDATE " + ", ".join(f"{self.q(c)} = VALUES({self.q(c)})" for c in updates or keys)
 
+    _needs_a_value = "extra NOT REGEXP 'auto_increment|generated'"
+
     def _column_types(self, table: str) -> dict[str, str]:
         return dict(self._query("SELECT column_name, column_type FROM information_schema.columns "
                                 "WHERE table_schema = %s AND table_name = %s", (self.connection.schema, table)))

@@ -66,6 +66,8 @@ class PostgreSQLTarget(Target):
         assignments = ", ".join(f"{self.q(c)} = excluded.{self.q(c)}" for c in updates)
         return f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
 
+    _needs_a_value = "is_identity = 'NO' AND is_generated = 'NEVER'"
+
     def _column_types(self, table: str) -> dict[str, str]:
         return dict(self._query("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
                                 "WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
