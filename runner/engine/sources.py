@@ -132,9 +132,7 @@ def jdbc_table(spark, conn: config.Connection, table: str, snapshot: Snapshot | 
     reader = (spark.read.format("jdbc")
               .option("url", conn.jdbc_url)
               .option("dbtable", quote(conn.kind, table))  # an identifier, never SQL text
-              .option("fetchsize", 10000)
-              .option("pushDownAggregate", "true")
-              .option("pushDownLimit", "true"))
+              .option("fetchsize", 10000))
     for key, value in conn.jdbc_properties.items():
         reader = reader.option(key, value)
     if conn.kind == "mysql":
